@@ -1,0 +1,94 @@
+"""The default config every experiment starts from; each config file imports it and changes a few fields.
+
+Durations are in epochs (`epochs`, `*_epochs`) or steps (`steps`, `*_steps`): set one of each pair.
+"""
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+CIFAR_PP = 'pad_crop(32,4)|flip_lr'
+IMAGENET_PP = 'decode|inception_crop(224)|flip_lr'
+IMAGENET_PP_EVAL = 'decode|resize_small(256)|center_crop(224)'
+
+
+def lr(schedule: str = 'multistep', base: float | None = 0.1, boundaries_epochs=(), factor: float = 0.1,
+       warmup_epochs: float | None = None) -> ml_collections.ConfigDict:
+  """A learning-rate schedule: multistep (×factor at each boundary), cosine, or constant.
+
+  base=None (only after a first phase) continues at the previous phase's final rate.
+  """
+  return ml_collections.ConfigDict({
+      'schedule': schedule,
+      'base': config_dict.placeholder(float) if base is None else base,
+      'boundaries_epochs': tuple(boundaries_epochs),
+      'boundaries_steps': (),
+      'factor': factor,
+      'warmup_epochs': config_dict.placeholder(float) if warmup_epochs is None else warmup_epochs,
+      'warmup_steps': config_dict.placeholder(int),
+  })
+
+
+def mix(kind: str = 'none', gamma: float = 1.0, prob: float = 1.0, layers=(0, 1, 2)) -> ml_collections.ConfigDict:
+  """On-device mixing: kind none|mixup|cutmix|manifold_mixup, λ ~ Beta(gamma, gamma), applied with `prob`.
+
+  decay_epochs/decay_steps: fall linearly to 0 over the end of the phase (the paper's gradual variant).
+  """
+  return ml_collections.ConfigDict({
+      'kind': kind, 'gamma': gamma, 'prob': prob, 'per_example': False, 'layers': tuple(layers),
+      'decay_epochs': config_dict.placeholder(float), 'decay_steps': config_dict.placeholder(int),
+  })
+
+
+def phase(epochs: float | None, pp: str, mixing: ml_collections.ConfigDict,
+          lr_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({
+      'epochs': config_dict.placeholder(float) if epochs is None else float(epochs),
+      'steps': config_dict.placeholder(int),
+      'pp': pp,
+      'aug_prob': 1.0,
+      'aug_prob_decay_epochs': config_dict.placeholder(float),
+      'aug_prob_decay_steps': config_dict.placeholder(int),
+      'mix': mixing,
+      'lr': lr_cfg,
+  })
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Data.
+  c.dataset = 'cifar10'
+  c.data_dir = config_dict.placeholder(str)
+  c.download = False
+  c.train_split = 'train'
+  c.eval_split = 'test'
+  c.image_size = 32
+  c.pp_eval = ''
+  # Model and precision.
+  c.model = 'preact_resnet18'
+  c.model_kwargs = ml_collections.ConfigDict()
+  c.dtype = 'float32'
+  # Optimisation (SGD, momentum 0.9, L2 weight decay as the paper).
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.seed = 0
+  c.label_smoothing = 0.0
+  c.max_grad_norm = 0.0
+  c.optimizer = ml_collections.ConfigDict({'momentum': 0.9, 'nesterov': False, 'weight_decay': 1e-4})
+  # The phases: intensive augmentation, then refinement on standard-augmented data at a small rate.
+  c.phase_order = ('augmented', 'refine')
+  c.phases = ml_collections.ConfigDict({
+      'augmented': phase(None, CIFAR_PP, mix('mixup', 1.0), lr('multistep', 0.1)),
+      'refine': phase(None, CIFAR_PP, mix('none'), lr('constant', None)),
+  })
+  # Evaluation, diagnostics, checkpoints, logging.
+  c.eval_every_epochs = 1.0
+  c.eval_every_steps = config_dict.placeholder(int)
+  c.diag_examples = 2000
+  c.checkpoint_every_epochs = 10.0
+  c.checkpoint_every_steps = config_dict.placeholder(int)
+  c.keep_checkpoints = 3
+  c.log_every_steps = 50
+  c.init_from = config_dict.placeholder(str)
+  c.allow_config_change = False
+  return c

@@ -1,0 +1,148 @@
+"""Mixup, CutMix and Manifold Mixup on device, inside the jitted step.
+
+Pure functions of (key, strength, probability): no state, so the mixing of step s is `fold_in(seed, s)` and a
+resumed run mixes the same pairs with the same λ. The partner of each example is drawn from its own device's
+shard of the batch (a permutation per shard, applied inside `shard_map`), so mixing moves no data between
+devices whatever the mesh. Knows nothing of models beyond arrays.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class MixSpec:
+  """The static part of a phase's mixing (what the jitted step is specialised on)."""
+  kind: str = 'none'            # none | mixup | cutmix | manifold_mixup
+  per_example: bool = False     # one λ per example instead of one per batch (extension)
+  layers: tuple[int, ...] = (0,)  # manifold mixup: eligible mixing points, drawn uniformly each step
+
+
+def sample_lambda(key: Array, gamma: Array, shape: tuple[int, ...]) -> Array:
+  """λ ~ Beta(γ, γ); γ = 0 gives λ = 1 exactly (mixing off), never NaN."""
+  g = jnp.maximum(gamma, 1e-6)
+  lam = jax.random.beta(key, g, g, shape)
+  return jnp.where(gamma > 0, lam, 1.0).astype(jnp.float32)
+
+
+def partner_index(key: Array, batch: int, num_shards: int) -> Array:
+  """For each example, the in-shard index of its partner: an independent permutation per shard.
+
+  Returns local indices in [0, batch // num_shards), laid out shard after shard.
+  """
+  local = batch // num_shards
+  keys = jax.random.split(key, num_shards)
+  return jax.vmap(lambda k: jax.random.permutation(k, local))(keys).reshape(batch)
+
+
+def take_partner(x: Array, idx: Array, mesh: Optional[Mesh]) -> Array:
+  """x of each example's partner, gathered inside each device's shard."""
+  if mesh is None or mesh.size == 1:
+    return x[idx]
+  return jax.shard_map(lambda xs, i: xs[i], mesh=mesh, in_specs=(P('data'), P('data')),
+                       out_specs=P('data'))(x, idx)
+
+
+def _bcast(lam: Array, ndim: int) -> Array:
+  return lam.reshape(lam.shape + (1,) * (ndim - lam.ndim))
+
+
+def mix(x: Array, partner: Array, lam: Array) -> Array:
+  """λ·x + (1−λ)·partner, with λ per batch (scalar) or per example ([B])."""
+  lam = _bcast(lam, x.ndim).astype(x.dtype)
+  return lam * x + (1 - lam) * partner
+
+
+def cutmix_box(lam: Array, cy: Array, cx: Array, height: int, width: int):
+  """The CutMix box of Yun et al.'s code and its corrected λ.
+
+  cut = int(side·√(1−λ)); edges centre ∓ cut//2 clipped to the image; λ' = 1 − box_area / (H·W).
+  Returns (y1, y2, x1, x2, λ'), each shaped like `lam`.
+  """
+  r = jnp.sqrt(1.0 - lam)
+  cut_h = jnp.floor(height * r).astype(jnp.int32)
+  cut_w = jnp.floor(width * r).astype(jnp.int32)
+  y1 = jnp.clip(cy - cut_h // 2, 0, height)
+  y2 = jnp.clip(cy + cut_h // 2, 0, height)
+  x1 = jnp.clip(cx - cut_w // 2, 0, width)
+  x2 = jnp.clip(cx + cut_w // 2, 0, width)
+  lam_adj = 1.0 - ((y2 - y1) * (x2 - x1)).astype(jnp.float32) / (height * width)
+  return y1, y2, x1, x2, lam_adj
+
+
+def box_mask(y1, y2, x1, x2, height: int, width: int) -> Array:
+  """Boolean [..., H, W] mask of the box (per batch or per example)."""
+  rows = jnp.arange(height)
+  cols = jnp.arange(width)
+  inside_r = (rows >= y1[..., None]) & (rows < y2[..., None])
+  inside_c = (cols >= x1[..., None]) & (cols < x2[..., None])
+  return inside_r[..., :, None] & inside_c[..., None, :]
+
+
+@dataclasses.dataclass
+class Mixing:
+  """One step's draw: what to mix, with whom, how much. Built by `draw`, used by `inputs` / `hook` / `targets`."""
+  spec: MixSpec
+  idx: Array                 # partner index within each shard, [B]
+  lam: Array                 # λ per example [B] (equal across the batch in per-batch mode)
+  layer: Array               # manifold mixup: the chosen mixing point (int scalar)
+  box: Optional[tuple] = None  # cutmix: (y1, y2, x1, x2), each [B]
+  mesh: Optional[Mesh] = None
+
+  def inputs(self, x: Array) -> Array:
+    """Mixes the images (mixup, cutmix); identity for manifold mixup and none."""
+    if self.spec.kind == 'mixup':
+      return mix(x, take_partner(x, self.idx, self.mesh), self.lam)
+    if self.spec.kind == 'cutmix':
+      m = box_mask(*self.box, x.shape[1], x.shape[2])[..., None]
+      return jnp.where(m, take_partner(x, self.idx, self.mesh), x)
+    return x
+
+  def hook(self) -> Optional[Callable[[Array, int], Array]]:
+    """For manifold mixup, the model hook that mixes activations at the drawn point."""
+    if self.spec.kind != 'manifold_mixup':
+      return None
+    layers = self.spec.layers
+
+    def h(act: Array, i: int) -> Array:
+      if i not in layers:
+        return act
+      return jnp.where(self.layer == i, mix(act, take_partner(act, self.idx, self.mesh), self.lam), act)
+    return h
+
+  def targets(self, y: Array) -> Array:
+    """Mixed soft targets: λ·y + (1−λ)·y_partner."""
+    if self.spec.kind == 'none':
+      return y
+    return mix(y, take_partner(y, self.idx, self.mesh), self.lam)
+
+
+def draw(key: Array, spec: MixSpec, gamma: Array, prob: Array, batch: int, image_hw: tuple[int, int],
+         mesh: Optional[Mesh] = None) -> Mixing:
+  """Samples one step's mixing. With probability 1 − `prob` the batch (or example) is left unmixed (λ = 1)."""
+  num_shards = 1 if mesh is None else mesh.shape['data']
+  k_perm, k_lam, k_apply, k_layer, k_box = jax.random.split(key, 5)
+  shape = (batch,) if spec.per_example else ()
+  lam = sample_lambda(k_lam, gamma, shape)
+  apply = jax.random.uniform(k_apply, shape) < prob
+  lam = jnp.where(apply, lam, 1.0)
+  layer = jnp.asarray(spec.layers, jnp.int32)[jax.random.randint(k_layer, (), 0, len(spec.layers))]
+  box = None
+  if spec.kind == 'cutmix':
+    h, w = image_hw
+    ky, kx = jax.random.split(k_box)
+    cy = jax.random.randint(ky, shape, 0, h)
+    cx = jax.random.randint(kx, shape, 0, w)
+    *box, lam = cutmix_box(lam, cy, cx, h, w)
+    box = tuple(jnp.broadcast_to(b, (batch,)) for b in box)
+  lam = jnp.broadcast_to(lam, (batch,))
+  if spec.kind == 'none':
+    lam = jnp.ones((batch,), jnp.float32)
+  return Mixing(spec, partner_index(k_perm, batch, num_shards), lam, layer, box, mesh)

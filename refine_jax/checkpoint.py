@@ -1,0 +1,59 @@
+"""Orbax checkpoints of a run: train state + a JSON record of step, phase and data position.
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete, so a process killed
+mid-write leaves no half checkpoint behind. A checkpoint that is nevertheless unreadable (truncated by a failing
+disk, say) is skipped with a warning and the one before it is used. Every process takes part in saves.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpoints:
+  """Saves and restores {'state': TrainState, 'meta': dict} under `directory`."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3, *, read_only: bool = False):
+    self.directory = os.path.abspath(directory)
+    opts = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+                                        cleanup_tmp_directories=not read_only)
+    self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_names=('state', 'meta'))
+
+  def steps(self) -> list[int]:
+    return sorted(self._mngr.all_steps())
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                  meta=ocp.args.JsonSave(meta)), force=True)
+
+  def wait(self) -> None:
+    self._mngr.wait_until_finished()
+
+  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                           meta=ocp.args.JsonRestore()))
+    return out['state'], dict(out['meta'])
+
+  def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
+    """The newest readable checkpoint, falling back past unreadable ones with a warning; None if none."""
+    for step in reversed(self.steps()):
+      try:
+        return self.restore(step, abstract_state)
+      except Exception as e:  # noqa: BLE001 - any read failure means "not a good checkpoint"
+        logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
+                        step, self.directory, type(e).__name__, str(e)[:300])
+    return None
+
+  def close(self) -> None:
+    self._mngr.wait_until_finished()
+    self._mngr.close()
+
+
+def abstract(tree: Any) -> Any:
+  """ShapeDtypeStructs (with shardings) of a pytree, the target for a restore."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None)),
+                      tree)

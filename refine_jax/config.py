@@ -1,0 +1,274 @@
+"""Config validation, step conversion and the phase table.
+
+Everything here is plain Python over a `ml_collections.ConfigDict`: it runs before any data is read or any
+array is built, so a bad field stops the run before compute and before anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Optional, Sequence
+
+import ml_collections
+
+PHASE_NAMES = ('augmented', 'refine')
+MIX_KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
+LR_SCHEDULES = ('multistep', 'cosine', 'constant')
+DTYPES = ('float32', 'bfloat16')
+DATASETS_BUILTIN = ('digits',)
+KNOWN_TFDS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenette', 'svhn_cropped', 'tiny_imagenet', 'image_folder')
+
+
+class ConfigError(ValueError):
+  """A bad config field; `main` turns it into exit code 2 before any compute."""
+
+  def __init__(self, field: str, message: str):
+    super().__init__(f'config.{field}: {message}')
+    self.field = field
+
+
+def _get(node: Any, key: str, default=None):
+  return node[key] if key in node else default
+
+
+# --------------------------------------------------------------------------- step conversion
+
+
+def steps_of(node: ml_collections.ConfigDict, key: str, steps_per_epoch: int, *, path: str,
+             required: bool = False) -> Optional[int]:
+  """The one place `*_epochs` / `*_steps` become steps.
+
+  `key=''` reads `epochs`/`steps`; otherwise `{key}_epochs`/`{key}_steps`. Exactly one of the two may be set
+  (None means unset). Fractional epochs round to the nearest step.
+  """
+  ek, sk = (f'{key}_epochs', f'{key}_steps') if key else ('epochs', 'steps')
+  e, s = _get(node, ek), _get(node, sk)
+  if e is not None and s is not None:
+    raise ConfigError(f'{path}.{ek}', f'set either {ek} or {sk}, not both (got {e} and {s})')
+  if e is None and s is None:
+    if required:
+      raise ConfigError(f'{path}.{ek}', f'one of {ek} / {sk} must be set')
+    return None
+  if s is not None:
+    return int(s)
+  return int(round(float(e) * steps_per_epoch))
+
+
+def list_steps_of(node, key: str, steps_per_epoch: int, *, path: str) -> tuple[int, ...]:
+  """Like `steps_of` for a tuple of boundaries (`{key}_epochs` or `{key}_steps`)."""
+  ek, sk = f'{key}_epochs', f'{key}_steps'
+  e, s = _get(node, ek), _get(node, sk)
+  if e and s:
+    raise ConfigError(f'{path}.{ek}', f'set either {ek} or {sk}, not both')
+  if s:
+    return tuple(int(v) for v in s)
+  return tuple(int(round(float(v) * steps_per_epoch)) for v in (e or ()))
+
+
+# --------------------------------------------------------------------------- phase table
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One phase of a run: global steps [start, end)."""
+  name: str
+  index: int
+  start: int
+  end: int
+  cfg: Any  # the phase's ConfigDict (read only)
+
+  @property
+  def num_steps(self) -> int:
+    return self.end - self.start
+
+
+def phase_table(config: ml_collections.ConfigDict, steps_per_epoch: int) -> list[Phase]:
+  """Start/end step of each phase in `config.phase_order`, back to back from step 0."""
+  phases, start = [], 0
+  for i, name in enumerate(config.phase_order):
+    n = steps_of(config.phases[name], '', steps_per_epoch, path=f'phases.{name}', required=True)
+    phases.append(Phase(name, i, start, start + n, config.phases[name]))
+    start += n
+  return phases
+
+
+def phase_at(phases: Sequence[Phase], step: int) -> Phase:
+  """The phase that trains global step `step` (the last phase for step == total)."""
+  for p in phases:
+    if step < p.end:
+      return p
+  return phases[-1]
+
+
+def eval_steps(config, phases: Sequence[Phase], steps_per_epoch: int) -> list[int]:
+  """Global steps after which to evaluate: every `eval_every` inside each phase and at each phase's end."""
+  every = steps_of(config, 'eval_every', steps_per_epoch, path='') or steps_per_epoch
+  out = set()
+  for p in phases:
+    out.update(range(p.start + every, p.end, every))
+    out.add(p.end)
+  return sorted(out)
+
+
+def checkpoint_steps(config, phases: Sequence[Phase], steps_per_epoch: int) -> list[int]:
+  """Global steps after which to save: every `checkpoint_every`, at each phase boundary, at the end."""
+  every = steps_of(config, 'checkpoint_every', steps_per_epoch, path='')
+  total = phases[-1].end
+  out = {p.end for p in phases}
+  if every:
+    out.update(range(every, total, every))
+  return sorted(out)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_type(path: str, value, types: tuple, what: str):
+  bad_bool = isinstance(value, bool) and bool not in types
+  if bad_bool or not isinstance(value, types):
+    raise ConfigError(path, f'must be {what}, got {value!r}')
+
+
+def _check_choice(path: str, value, allowed: Sequence[str]):
+  if value not in allowed:
+    raise ConfigError(path, f'unknown value {value!r}; allowed: {", ".join(map(str, allowed))}')
+
+
+def _check_range(path: str, value, lo=None, hi=None, *, lo_open=False, what='a number'):
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ConfigError(path, f'must be {what}, got {value!r}')
+  if lo is not None and (value < lo or (lo_open and value == lo)):
+    raise ConfigError(path, f'must be {">" if lo_open else ">="} {lo}{"" if hi is None else f" and <= {hi}"}, got {value!r}')
+  if hi is not None and value > hi:
+    raise ConfigError(path, f'must be <= {hi}{"" if lo is None else f" and >= {lo}"}, got {value!r}')
+
+
+def _check_duration(node, key: str, path: str, *, required: bool, positive=True):
+  ek, sk = (f'{key}_epochs', f'{key}_steps') if key else ('epochs', 'steps')
+  e, s = _get(node, ek), _get(node, sk)
+  if e is not None and s is not None:
+    raise ConfigError(f'{path}{ek}', f'set either {ek} or {sk}, not both (got {e} and {s})')
+  if e is None and s is None and required:
+    raise ConfigError(f'{path}{ek}', f'one of {ek} / {sk} must be set to a positive number')
+  for k, v in ((ek, e), (sk, s)):
+    if v is not None:
+      _check_range(f'{path}{k}', v, 0, lo_open=positive, what='a positive number' if positive else 'a number >= 0')
+
+
+def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process_count: int = 1) -> None:
+  """Checks every field the trainer reads; raises ConfigError naming the field and the allowed values."""
+  from refine_jax import models  # registry names only; no arrays are built
+  from refine_jax.data import ops, sources
+
+  _check_choice('dataset', config.dataset, sources.dataset_names())
+  if config.dataset != 'digits':
+    if config.data_dir is None and not config.download:
+      raise ConfigError('data_dir', f'dataset {config.dataset!r} needs data_dir (a TFDS data directory) '
+                        'or download=True')
+  for f in ('train_split', 'eval_split'):
+    v = config[f]
+    if not isinstance(v, str) or not re.fullmatch(r'[A-Za-z_]+(\[[^\]]*\])?', v):
+      raise ConfigError(f, f'must be a TFDS split string such as "train" or "train[:2000]", got {v!r}')
+  _check_choice('model', config.model, tuple(models.MODELS))
+  _check_type('model_kwargs', config.model_kwargs, (dict, ml_collections.ConfigDict), 'a dict')
+  _check_choice('dtype', config.dtype, DTYPES)
+  _check_range('image_size', config.image_size, 8, 1024, what='an integer')
+  for f in ('batch_size', 'eval_batch_size'):
+    _check_range(f, config[f], 1, what='a positive integer')
+    if not isinstance(config[f], int):
+      raise ConfigError(f, f'must be an integer, got {config[f]!r}')
+    if config[f] % num_devices:
+      raise ConfigError(f, f'{config[f]} is not divisible by the device count {num_devices}; '
+                        f'allowed: multiples of {num_devices}')
+    if config[f] % process_count:
+      raise ConfigError(f, f'{config[f]} is not divisible by the process count {process_count}')
+  _check_type('seed', config.seed, (int,), 'an integer')
+  _check_range('label_smoothing', config.label_smoothing, 0, 1)
+  if config.label_smoothing >= 1:
+    raise ConfigError('label_smoothing', f'must be in [0, 1), got {config.label_smoothing}')
+  _check_range('optimizer.momentum', config.optimizer.momentum, 0, 1)
+  _check_range('optimizer.weight_decay', config.optimizer.weight_decay, 0)
+  _check_type('optimizer.nesterov', config.optimizer.nesterov, (bool,), 'true or false')
+  _check_range('diag_examples', config.diag_examples, 0, what='an integer >= 0')
+  _check_duration(config, 'eval_every', '', required=False)
+  _check_duration(config, 'checkpoint_every', '', required=False)
+  _check_range('keep_checkpoints', config.keep_checkpoints, 1, what='an integer >= 1')
+  _check_range('log_every_steps', config.log_every_steps, 1, what='an integer >= 1')
+  _check_range('max_grad_norm', config.max_grad_norm, 0)
+  _check_type('pp_eval', config.pp_eval, (str,), 'a preprocessing string')
+  ops.validate_spec(config.pp_eval, 'pp_eval')
+
+  order = tuple(config.phase_order)
+  if not order:
+    raise ConfigError('phase_order', f'must name at least one phase; allowed: {", ".join(PHASE_NAMES)}')
+  for name in order:
+    _check_choice('phase_order', name, PHASE_NAMES)
+  if len(set(order)) != len(order):
+    raise ConfigError('phase_order', f'a phase appears twice: {order}')
+  if list(order) != sorted(order, key=PHASE_NAMES.index):
+    raise ConfigError('phase_order', f'phases must come in the order {PHASE_NAMES}, got {order}')
+  if 'augmented' not in order and not config.init_from:
+    raise ConfigError('phase_order', 'a run without an augmented phase must start from a trained model: '
+                      'set init_from, or add "augmented" (allowed phases: augmented, refine)')
+  mix_points = models.mix_points(config.model)
+  for name in order:
+    _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model,
+                    first=name == order[0])
+
+
+def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, *, first: bool):
+  from refine_jax.data import ops
+  _check_duration(p, '', path, required=True)
+  _check_type(f'{path}pp', p.pp, (str,), 'a preprocessing string')
+  ops.validate_spec(p.pp, f'{path}pp')
+  _check_range(f'{path}aug_prob', p.aug_prob, 0, 1, what='a probability in [0, 1]')
+  _check_duration(p, 'aug_prob_decay', path, required=False, positive=False)
+  m = p.mix
+  _check_choice(f'{path}mix.kind', m.kind, MIX_KINDS)
+  _check_range(f'{path}mix.gamma', m.gamma, 0, what='a number >= 0 (the Beta(gamma, gamma) parameter)')
+  _check_range(f'{path}mix.prob', m.prob, 0, 1, what='a probability in [0, 1]')
+  _check_type(f'{path}mix.per_example', m.per_example, (bool,), 'true or false')
+  _check_duration(m, 'decay', f'{path}mix.', required=False, positive=False)
+  if m.kind == 'manifold_mixup':
+    if len(mix_points) < 2:
+      raise ConfigError(f'{path}mix.kind', f'manifold_mixup needs a model with mixing layers; model {model!r} '
+                        'has none')
+    layers = tuple(m.layers)
+    if not layers:
+      raise ConfigError(f'{path}mix.layers', 'must list at least one layer index')
+    for l in layers:
+      if not isinstance(l, int) or not 0 <= l < len(mix_points):
+        raise ConfigError(f'{path}mix.layers', f'layer {l!r} is not a mixing point of {model!r}; allowed: '
+                          + ', '.join(f'{i} ({n})' for i, n in enumerate(mix_points)))
+  lr = p.lr
+  _check_choice(f'{path}lr.schedule', lr.schedule, LR_SCHEDULES)
+  if lr.base is None and (name == 'augmented' or first):
+    raise ConfigError(f'{path}lr.base', 'must be set for the first phase (a positive learning rate)')
+  if lr.base is not None:
+    _check_range(f'{path}lr.base', lr.base, 0, lo_open=True, what='a positive learning rate')
+  _check_range(f'{path}lr.factor', lr.factor, 0, 1, lo_open=True, what='a factor in (0, 1]')
+  _check_duration(lr, 'warmup', f'{path}lr.', required=False, positive=False)
+  b = _get(lr, 'boundaries_epochs') or _get(lr, 'boundaries_steps') or ()
+  if list(b) != sorted(b) or any(v <= 0 for v in b):
+    raise ConfigError(f'{path}lr.boundaries_epochs', f'must be increasing positive numbers, got {tuple(b)}')
+
+
+def total_steps(config, steps_per_epoch: int) -> int:
+  return phase_table(config, steps_per_epoch)[-1].end
+
+
+def epochs_float(step: int, steps_per_epoch: int) -> float:
+  return step / steps_per_epoch if steps_per_epoch else math.nan
+
+
+def diff(a: dict, b: dict, prefix: str = '') -> list[tuple[str, Any, Any]]:
+  """Fields that differ between two config dicts (for refusing a workdir that holds another run)."""
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k, '<missing>'), b.get(k, '<missing>')
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += diff(va, vb, f'{prefix}{k}.')
+    elif va != vb:
+      out.append((f'{prefix}{k}', va, vb))
+  return out

@@ -1,0 +1,140 @@
+"""Data sources: TFDS by name, and the embedded `digits` set, as this process's part of a split.
+
+A source hands the pipeline the examples of one split that belong to this process, in a fixed order, plus the
+facts the trainer needs (class count, normalisation). Small splits are held in memory as uint8 arrays (CIFAR-10
+train is 150 MB), so an epoch's order is an index permutation; large ones (ImageNet) stream from TFDS.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+# Normalisation statistics (per channel, on [0, 1] pixels); unknown datasets use ImageNet's.
+_MEAN_STD = {
+    'cifar10': ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    'cifar100': ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    'digits': ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+_IN_MEMORY_MAX_BYTES = 4 << 30
+
+
+@dataclasses.dataclass
+class Split:
+  """This process's examples of one split.
+
+  Either `images`/`labels` (in memory, uint8 NHWC) or `stream` (a function of a shuffle seed returning a
+  tf.data of {image, label} for this process, in a seed-determined order).
+  """
+  num_examples: int            # examples of this process
+  num_examples_global: int     # examples of the whole split, all processes
+  num_classes: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  images: Optional[np.ndarray] = None
+  labels: Optional[np.ndarray] = None
+  stream: Optional[Callable[[int], tf.data.Dataset]] = None
+
+
+def dataset_names() -> tuple[str, ...]:
+  """Allowed values of `config.dataset`: the embedded set and TFDS builder names."""
+  import tensorflow_datasets as tfds
+  return ('digits',) + tuple(tfds.list_builders(with_community_datasets=False))
+
+
+def _slice(n: int, spec: str) -> tuple[int, int]:
+  """Resolves the '[a:b]' part of a split string ('train[:2000]', 'train[10%:]') to indices."""
+  m = re.fullmatch(r'\s*(-?\d+%?)?\s*:\s*(-?\d+%?)?\s*', spec)
+  if not m:
+    raise ValueError(f'cannot parse split slice [{spec}]')
+
+  def idx(v, default):
+    if v is None:
+      return default
+    i = int(v[:-1]) * n // 100 if v.endswith('%') else int(v)
+    return max(0, min(n, i + n if i < 0 else i))
+  return idx(m.group(1), 0), idx(m.group(2), n)
+
+
+def _process_range(n: int, process_index: int, process_count: int, drop_remainder: bool) -> tuple[int, int]:
+  """Contiguous part of n examples for one process. Train parts are equal (remainder dropped); eval parts
+  cover every example (sizes differ by at most one)."""
+  if drop_remainder:
+    per = n // process_count
+    return process_index * per, (process_index + 1) * per
+  bounds = np.linspace(0, n, process_count + 1).round().astype(int)
+  return int(bounds[process_index]), int(bounds[process_index + 1])
+
+
+def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's bundled 8x8 digits: fixed stratified split (1437 train / 360 test), upscaled, 3 channels."""
+  from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
+  d = load_digits()
+  idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=360, random_state=0,
+                                         stratify=d.target)
+  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
+  name, sl = m.group(1), m.group(2)
+  if name not in ('train', 'test'):
+    raise ValueError(f'digits has splits train and test, got {name!r}')
+  idx = idx_train if name == 'train' else idx_test
+  if sl is not None:
+    a, b = _slice(len(idx), sl)
+    idx = idx[a:b]
+  imgs = (d.images[idx] * (255.0 / 16.0)).astype(np.float32)[..., None]
+  imgs = tf.image.resize(imgs, [image_size, image_size], method='bilinear').numpy()
+  imgs = np.repeat(np.clip(np.round(imgs), 0, 255).astype(np.uint8), 3, axis=-1)
+  return imgs, d.target[idx].astype(np.int32)
+
+
+def load(config, split: str, *, train: bool, process_index: int = 0, process_count: int = 1) -> Split:
+  """This process's part of `split` of `config.dataset`."""
+  name = config.dataset
+  mean, std = _MEAN_STD.get(name, _MEAN_STD['imagenet'])
+  if name == 'digits':
+    images, labels = _digits(split, config.image_size)
+    a, b = _process_range(len(labels), process_index, process_count, train)
+    return Split(b - a, len(labels), 10, mean, std, images=images[a:b], labels=labels[a:b])
+  return _load_tfds(config, split, train=train, process_index=process_index, process_count=process_count,
+                    mean=mean, std=std)
+
+
+def _load_tfds(config, split: str, *, train: bool, process_index: int, process_count: int, mean, std) -> Split:
+  import tensorflow_datasets as tfds
+  builder = tfds.builder(config.dataset, data_dir=config.data_dir)
+  if config.download:
+    builder.download_and_prepare()
+  elif not tf.io.gfile.exists(builder.data_dir):
+    raise FileNotFoundError(f'config.data_dir: no prepared TFDS data for {config.dataset!r} under '
+                            f'{config.data_dir!r} (looked for {builder.data_dir}); set data_dir to a TFDS data '
+                            'directory, or download=True to fetch it')
+  info = builder.info
+  num_classes = info.features['label'].num_classes
+  n_global = info.splits[split].num_examples
+  a, b = _process_range(n_global, process_index, process_count, train)
+  # Absolute [from, to) of the split in its base split, so each process reads only its own records.
+  (abs_ri,) = tfds.core.ReadInstruction.from_spec(split).to_absolute(
+      info.splits)
+  lo = abs_ri.from_ or 0
+  local_split = f'{abs_ri.splitname}[{lo + a}:{lo + b}]'
+  shape = info.features['image'].shape
+  fixed = all(s is not None for s in shape)
+  if fixed and n_global * int(np.prod(shape)) <= _IN_MEMORY_MAX_BYTES:
+    ds = builder.as_dataset(split=local_split, shuffle_files=False, batch_size=4096)
+    images, labels = [], []
+    for ex in tfds.as_numpy(ds):
+      images.append(ex['image'])
+      labels.append(ex['label'])
+    return Split(b - a, n_global, num_classes, mean, std,
+                 images=np.concatenate(images), labels=np.concatenate(labels).astype(np.int32))
+
+  def stream(seed: int) -> tf.data.Dataset:
+    read = tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=16)
+    ds = builder.as_dataset(split=local_split, shuffle_files=train, read_config=read,
+                            decoders={'image': tfds.decode.SkipDecoding()})
+    return ds.map(lambda ex: {'image': ex['image'], 'label': tf.cast(ex['label'], tf.int32)})
+  return Split(b - a, n_global, num_classes, mean, std, stream=stream)
