@@ -136,12 +136,13 @@ def _check_choice(path: str, value, allowed: Sequence[str]):
 
 
 def _check_range(path: str, value, lo=None, hi=None, *, lo_open=False, what='a number'):
+  bounds = ' and '.join(b for b in (
+      None if lo is None else f'{">" if lo_open else ">="} {lo}', None if hi is None else f'<= {hi}') if b)
+  allowed = f'must be {what}' + (f' ({bounds})' if bounds else '')
   if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise ConfigError(path, f'must be {what}, got {value!r}')
-  if lo is not None and (value < lo or (lo_open and value == lo)):
-    raise ConfigError(path, f'must be {">" if lo_open else ">="} {lo}{"" if hi is None else f" and <= {hi}"}, got {value!r}')
-  if hi is not None and value > hi:
-    raise ConfigError(path, f'must be <= {hi}{"" if lo is None else f" and >= {lo}"}, got {value!r}')
+    raise ConfigError(path, f'{allowed}, got {value!r}')
+  if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
+    raise ConfigError(path, f'{allowed}, got {value!r}')
 
 
 def _check_duration(node, key: str, path: str, *, required: bool, positive=True):

@@ -17,6 +17,24 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metr
 _COORD = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-process runs).')
 _NPROC = flags.DEFINE_integer('num_processes', None, 'Number of processes (multi-process runs).')
 _PID = flags.DEFINE_integer('process_id', None, 'This process index (multi-process runs).')
+_DISTRIBUTED = flags.DEFINE_enum(
+    'distributed', 'auto', ['auto', 'on', 'off'],
+    'jax.distributed: auto = initialise when --coordinator_address/--num_processes/--process_id are given or a '
+    'multi-process Slurm step / Open MPI job / GKE TPU slice is detected from the environment; on = always '
+    '(jax detects the cluster: Cloud TPU VM pods, Slurm, Open MPI, Kubernetes); off = never.')
+_LOCAL_DEVICE_IDS = flags.DEFINE_list(
+    'local_device_ids', None, 'Accelerator ids this process uses (e.g. 0,1,2,3). Default: jax\'s choice, which '
+    'under Slurm / Open MPI on GPUs is ONE device per process (the local rank); one process per node with all '
+    'its GPUs needs the full list (or JAX_LOCAL_DEVICE_IDS).')
+_HEARTBEAT = flags.DEFINE_integer(
+    'heartbeat_timeout_seconds', 60, 'A process silent for this long is declared dead and every other process '
+    'exits with an error (no silent hang when one process dies).')
+_INIT_TIMEOUT = flags.DEFINE_integer(
+    'initialization_timeout_seconds', 300, 'How long a process waits for all the others to connect to the '
+    'coordinator before failing.')
+_SHUTDOWN_TIMEOUT = flags.DEFINE_integer(
+    'shutdown_timeout_seconds', 120, 'At exit every process waits (a barrier) for all the others to finish; '
+    'after this long it gives up with an error.')
 
 
 def _config_root_on_path(argv) -> None:
@@ -37,16 +55,76 @@ def _parse(argv):
 
 
 def _init_distributed() -> None:
-  """jax.distributed under a multi-process launch: explicit flags, or Slurm / Open MPI / TPU-pod detection."""
+  """jax.distributed under a multi-process launch: explicit flags, or Slurm / Open MPI / TPU-pod detection.
+
+  Failure is bounded: a process whose heartbeats stop for --heartbeat_timeout_seconds is declared dead by the
+  coordinator and every other process is terminated with an error naming it; a process that cannot reach the
+  others within --initialization_timeout_seconds fails. At exit jax's atexit hook shuts the client down, which
+  is a barrier over all processes (bounded by --shutdown_timeout_seconds), so the processes exit together.
+  """
   import jax
-  if _COORD.value or _NPROC.value:
-    jax.distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
-  elif (int(os.environ.get('SLURM_NTASKS', '1')) > 1 or int(os.environ.get('OMPI_COMM_WORLD_SIZE', '1')) > 1
-        or len(os.environ.get('TPU_WORKER_HOSTNAMES', '').split(',')) > 1):
-    jax.distributed.initialize()
+  explicit = any(v is not None for v in (_COORD.value, _NPROC.value, _PID.value))
+  mode = _DISTRIBUTED.value
+  if mode == 'off' or (explicit and _NPROC.value == 1 and not _COORD.value):
+    return
+  if mode == 'auto' and not explicit and not _cluster_env_detected():
+    return
+  # CPU processes exchange collectives over gloo (TCP). Already the default in recent jax; a user's explicit
+  # choice (JAX_CPU_COLLECTIVES_IMPLEMENTATION=mpi) is kept.
+  try:
+    if getattr(jax.config, 'jax_cpu_collectives_implementation', None) in (None, ''):
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  except AttributeError:  # jax without the option
+    pass
+  kwargs = dict(initialization_timeout=_INIT_TIMEOUT.value, heartbeat_timeout_seconds=_HEARTBEAT.value,
+                shutdown_timeout_seconds=_SHUTDOWN_TIMEOUT.value)
+  if _LOCAL_DEVICE_IDS.value:
+    kwargs['local_device_ids'] = [int(i) for i in _LOCAL_DEVICE_IDS.value]
+  nproc, pid = _NPROC.value, _PID.value
+  if 'OMPI_COMM_WORLD_SIZE' in os.environ and 'OMPI_MCA_orte_hnp_uri' not in os.environ:
+    # Open MPI 5 (PRRTE) no longer sets the variable jax's detection keys on: take rank and size from Open MPI;
+    # the coordinator then comes from --coordinator_address or JAX_COORDINATOR_ADDRESS.
+    nproc = int(os.environ['OMPI_COMM_WORLD_SIZE']) if nproc is None else nproc
+    pid = int(os.environ['OMPI_COMM_WORLD_RANK']) if pid is None else pid
+  try:
+    jax.distributed.initialize(_COORD.value, nproc, pid, **kwargs)
+  except (ValueError, TypeError) as e:  # missing/inconsistent process facts: a usage error
+    print(f'error: cannot initialise jax.distributed: {e}. Pass --coordinator_address, --num_processes and '
+          '--process_id, or launch under Slurm (srun) / Open MPI (mpirun) / a Cloud TPU pod, or '
+          '--distributed=off for one process.', file=sys.stderr)
+    sys.exit(2)
+  st = jax.distributed.global_state
+  logging.info('jax.distributed initialised: process %d of %d, coordinator %s (heartbeat timeout %ds)',
+               st.process_id, st.num_processes, st.coordinator_address, _HEARTBEAT.value)
+
+
+def _cluster_env_detected() -> bool:
+  """A multi-process launch visible in the environment (without asking any metadata server)."""
+  env = os.environ
+
+  def count(name: str) -> int:
+    try:
+      return int(env.get(name, '1').split('(')[0])
+    except ValueError:
+      return 1
+  # srun sets SLURM_STEP_NUM_TASKS; the batch script itself (one process) must not initialise.
+  slurm = 'SLURM_STEP_ID' in env and count('SLURM_STEP_NUM_TASKS') > 1
+  ompi = count('OMPI_COMM_WORLD_SIZE') > 1
+  tpu = len([h for h in (env.get('TPU_PROCESS_ADDRESSES') or env.get('TPU_WORKER_HOSTNAMES') or '').split(',')
+             if h]) > 1
+  return slurm or ompi or tpu or bool(env.get('JAX_COORDINATOR_ADDRESS'))
+
+
+class _QuietLibraries:
+  """Drops INFO lines of Orbax / TFDS / XLA bridges so progress and eval lines stay readable."""
+  _NOISY = ('orbax', 'tensorflow_datasets', 'xla_bridge', 'etils')
+
+  def filter(self, record) -> bool:
+    return record.levelno > 20 or not any(n in record.pathname for n in self._NOISY)
 
 
 def main(argv) -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None or not _WORKDIR.value:

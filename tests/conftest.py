@@ -1,0 +1,53 @@
+"""Shared test helpers: the shared CIFAR-10 location and a runner for the real entry point."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Optional
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TFDS_DIR = os.environ.get('REFINE_JAX_TFDS_DIR',
+                          os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'tensorflow_datasets'))
+HAS_CIFAR = os.path.isdir(os.path.join(TFDS_DIR, 'cifar10'))
+needs_cifar = pytest.mark.skipif(not HAS_CIFAR, reason=f'no TFDS cifar10 under {TFDS_DIR}')
+
+# A few-second digits run: 2 + 1 epochs of resnet_tiny at 16 px.
+TINY_DIGITS = [
+    '--config.phases.augmented.epochs=2', '--config.phases.refine.epochs=1', '--config.eval_every_epochs=1',
+    '--config.phases.augmented.lr.boundaries_epochs=()', '--config.log_every_steps=10',
+]
+
+
+def env_for(devices: Optional[int] = None) -> dict:
+  env = dict(os.environ)
+  env.pop('XLA_FLAGS', None)
+  if devices:
+    env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  env['JAX_PLATFORMS'] = 'cpu'
+  return env
+
+
+def run_main(config: str, workdir: str, *overrides: str, devices: Optional[int] = None, timeout: int = 600,
+             check: bool = True) -> subprocess.CompletedProcess:
+  """Runs `python -m refine_jax.main` exactly as a user would."""
+  cmd = [sys.executable, '-m', 'refine_jax.main', f'--config={os.path.join(ROOT, "configs", config)}',
+         f'--workdir={workdir}', *overrides]
+  p = subprocess.run(cmd, cwd=ROOT, env=env_for(devices), capture_output=True, text=True, timeout=timeout)
+  if check and p.returncode != 0:
+    raise AssertionError(f'exit {p.returncode}\nSTDOUT:\n{p.stdout[-3000:]}\nSTDERR:\n{p.stderr[-6000:]}')
+  return p
+
+
+def read_rows(workdir: str) -> list[dict]:
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(l) for l in f if l.strip()]
+
+
+def read_summary(workdir: str) -> dict:
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    return json.load(f)
