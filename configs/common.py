@@ -1,6 +1,7 @@
 """The default config every experiment starts from; each config file imports it and changes a few fields.
 
-Durations are in epochs (`epochs`, `*_epochs`) or steps (`steps`, `*_steps`): set one of each pair.
+Durations are in epochs (`epochs`, `*_epochs`) or steps (`steps`, `*_steps`); a set `*_steps` wins, so
+`--config.phases.refine.steps=100` overrides a duration written in epochs.
 """
 from __future__ import annotations
 

@@ -39,13 +39,12 @@ def steps_of(node: ml_collections.ConfigDict, key: str, steps_per_epoch: int, *,
              required: bool = False) -> Optional[int]:
   """The one place `*_epochs` / `*_steps` become steps.
 
-  `key=''` reads `epochs`/`steps`; otherwise `{key}_epochs`/`{key}_steps`. Exactly one of the two may be set
-  (None means unset). Fractional epochs round to the nearest step.
+  `key=''` reads `epochs`/`steps`; otherwise `{key}_epochs`/`{key}_steps`. None means unset; a set `*_steps`
+  wins over `*_epochs`, so `--config.X_steps=N` overrides a config written in epochs. Fractional epochs round
+  to the nearest step.
   """
   ek, sk = (f'{key}_epochs', f'{key}_steps') if key else ('epochs', 'steps')
   e, s = _get(node, ek), _get(node, sk)
-  if e is not None and s is not None:
-    raise ConfigError(f'{path}.{ek}', f'set either {ek} or {sk}, not both (got {e} and {s})')
   if e is None and s is None:
     if required:
       raise ConfigError(f'{path}.{ek}', f'one of {ek} / {sk} must be set')
@@ -59,8 +58,6 @@ def list_steps_of(node, key: str, steps_per_epoch: int, *, path: str) -> tuple[i
   """Like `steps_of` for a tuple of boundaries (`{key}_epochs` or `{key}_steps`)."""
   ek, sk = f'{key}_epochs', f'{key}_steps'
   e, s = _get(node, ek), _get(node, sk)
-  if e and s:
-    raise ConfigError(f'{path}.{ek}', f'set either {ek} or {sk}, not both')
   if s:
     return tuple(int(v) for v in s)
   return tuple(int(round(float(v) * steps_per_epoch)) for v in (e or ()))
@@ -148,8 +145,6 @@ def _check_range(path: str, value, lo=None, hi=None, *, lo_open=False, what='a n
 def _check_duration(node, key: str, path: str, *, required: bool, positive=True):
   ek, sk = (f'{key}_epochs', f'{key}_steps') if key else ('epochs', 'steps')
   e, s = _get(node, ek), _get(node, sk)
-  if e is not None and s is not None:
-    raise ConfigError(f'{path}{ek}', f'set either {ek} or {sk}, not both (got {e} and {s})')
   if e is None and s is None and required:
     raise ConfigError(f'{path}{ek}', f'one of {ek} / {sk} must be set to a positive number')
   for k, v in ((ek, e), (sk, s)):

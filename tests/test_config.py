@@ -15,9 +15,8 @@ def test_steps_of_epochs_and_steps():
   n = ml_collections.ConfigDict({'epochs': 2.5, 'steps': None, 'warmup_epochs': None, 'warmup_steps': 7})
   assert config_lib.steps_of(n, '', 100, path='p') == 250
   assert config_lib.steps_of(n, 'warmup', 100, path='p') == 7
-  n.steps = 3
-  with pytest.raises(ConfigError, match='either epochs or steps'):
-    config_lib.steps_of(n, '', 100, path='p')
+  n.steps = 3  # steps win over epochs, so a CLI override in steps needs no epochs=None
+  assert config_lib.steps_of(n, '', 100, path='p') == 3
   n.epochs, n.steps = None, None
   with pytest.raises(ConfigError, match='one of epochs / steps'):
     config_lib.steps_of(n, '', 100, path='p', required=True)
