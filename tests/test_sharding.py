@@ -11,8 +11,8 @@ from tests.conftest import read_rows, run_main
 
 def test_eight_devices_match_one_device_without_mixing(tmp_path):
   """Same data, same steps; only the reduction order differs (BN statistics and gradient sums across 8 shards),
-  so values agree to float rounding, which SGD amplifies slowly: a short, gentle run keeps it below 1e-3."""
-  args = ['--config.phases.augmented.steps=12', '--config.phases.refine.steps=4', '--config.eval_every_steps=4',
+  so values agree to float rounding, which SGD amplifies slowly: a short, gentle run keeps it below 1e-4."""
+  args = ['--config.phases.augmented.steps=4', '--config.phases.refine.steps=2', '--config.eval_every_steps=2',
           '--config.phases.augmented.lr.base=0.02', '--config.phases.augmented.mix.kind=none',
           '--config.batch_size=64', '--config.eval_batch_size=40']
   one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
@@ -24,7 +24,7 @@ def test_eight_devices_match_one_device_without_mixing(tmp_path):
   for a, b in zip(r1, r8):
     assert a['test_count'] == b['test_count'] == 360
     for k in ('test_loss', 'train_clean_loss', 'train_aug_loss'):
-      assert b[k] == pytest.approx(a[k], rel=1e-3, abs=1e-3), (k, a[k], b[k])
+      assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-4), (k, a[k], b[k])
     for k in ('test_top1', 'test_top5'):  # a near-tie may flip one of the 360 examples
       assert abs(b[k] - a[k]) <= 1 / 360 + 1e-9, (k, a[k], b[k])
 
