@@ -37,6 +37,8 @@ def partner_index(key: Array, batch: int, num_shards: int) -> Array:
 
   Returns local indices in [0, batch // num_shards), laid out shard after shard.
   """
+  if num_shards < 1 or batch % num_shards:
+    raise ValueError(f'batch {batch} is not divisible into {num_shards} equal shards')
   local = batch // num_shards
   keys = jax.random.split(key, num_shards)
   return jax.vmap(lambda k: jax.random.permutation(k, local))(keys).reshape(batch)
@@ -55,9 +57,16 @@ def _bcast(lam: Array, ndim: int) -> Array:
 
 
 def mix(x: Array, partner: Array, lam: Array) -> Array:
-  """λ·x + (1−λ)·partner, with λ per batch (scalar) or per example ([B])."""
-  lam = _bcast(lam, x.ndim).astype(x.dtype)
-  return lam * x + (1 - lam) * partner
+  """λ·x + (1−λ)·partner, with λ per batch (scalar) or per example ([B]).
+
+  Computed in (at least) float32 and cast back, so a bf16 activation gets the same λ as the float32 targets
+  (λ rounded to bf16 would weight inputs and targets differently). λ = 1 returns x and λ = 0 the partner
+  exactly (bitwise; no 0·inf = NaN from the other operand), so mixing switched off is the identity.
+  """
+  lam = _bcast(jnp.asarray(lam, jnp.float32), x.ndim)
+  ct = jnp.promote_types(x.dtype, jnp.float32)
+  mixed = (lam * x.astype(ct) + (1 - lam) * partner.astype(ct)).astype(x.dtype)
+  return jnp.where(lam == 1, x, jnp.where(lam == 0, partner, mixed))
 
 
 def cutmix_box(lam: Array, cy: Array, cx: Array, height: int, width: int):
@@ -126,23 +135,36 @@ class Mixing:
 
 def draw(key: Array, spec: MixSpec, gamma: Array, prob: Array, batch: int, image_hw: tuple[int, int],
          mesh: Optional[Mesh] = None) -> Mixing:
-  """Samples one step's mixing. With probability 1 − `prob` the batch (or example) is left unmixed (λ = 1)."""
+  """Samples one step's mixing. With probability 1 − `prob` the batch (or example) is left unmixed (λ = 1).
+
+  With a multi-device mesh the draw runs inside `shard_map` with everything replicated: each device computes
+  the same (tiny, [B]-sized) draw locally. Left to the SPMD partitioner, the per-example λ (rejection-sampled
+  Beta, a while loop) gets sharded over `data` and every loop iteration all-reduces its predicate across
+  devices; computed locally it needs no collective, and the values are those of the single-device draw.
+  """
   num_shards = 1 if mesh is None else mesh.shape['data']
-  k_perm, k_lam, k_apply, k_layer, k_box = jax.random.split(key, 5)
-  shape = (batch,) if spec.per_example else ()
-  lam = sample_lambda(k_lam, gamma, shape)
-  apply = jax.random.uniform(k_apply, shape) < prob
-  lam = jnp.where(apply, lam, 1.0)
-  layer = jnp.asarray(spec.layers, jnp.int32)[jax.random.randint(k_layer, (), 0, len(spec.layers))]
-  box = None
-  if spec.kind == 'cutmix':
-    h, w = image_hw
-    ky, kx = jax.random.split(k_box)
-    cy = jax.random.randint(ky, shape, 0, h)
-    cx = jax.random.randint(kx, shape, 0, w)
-    *box, lam = cutmix_box(lam, cy, cx, h, w)
-    box = tuple(jnp.broadcast_to(b, (batch,)) for b in box)
-  lam = jnp.broadcast_to(lam, (batch,))
-  if spec.kind == 'none':
-    lam = jnp.ones((batch,), jnp.float32)
-  return Mixing(spec, partner_index(k_perm, batch, num_shards), lam, layer, box, mesh)
+
+  def sample(key, gamma, prob):
+    k_perm, k_lam, k_apply, k_layer, k_box = jax.random.split(key, 5)
+    shape = (batch,) if spec.per_example else ()
+    lam = sample_lambda(k_lam, gamma, shape)
+    apply = jax.random.uniform(k_apply, shape) < prob
+    lam = jnp.where(apply, lam, 1.0)
+    layer = jnp.asarray(spec.layers, jnp.int32)[jax.random.randint(k_layer, (), 0, len(spec.layers))]
+    box = None
+    if spec.kind == 'cutmix':
+      h, w = image_hw
+      ky, kx = jax.random.split(k_box)
+      cy = jax.random.randint(ky, shape, 0, h)
+      cx = jax.random.randint(kx, shape, 0, w)
+      *box, lam = cutmix_box(lam, cy, cx, h, w)
+      box = tuple(jnp.broadcast_to(b, (batch,)) for b in box)
+    lam = jnp.broadcast_to(lam, (batch,))
+    if spec.kind == 'none':
+      lam = jnp.ones((batch,), jnp.float32)
+    return partner_index(k_perm, batch, num_shards), lam, layer, box
+
+  if mesh is not None and mesh.size > 1:
+    sample = jax.shard_map(sample, mesh=mesh, in_specs=(P(), P(), P()), out_specs=P())
+  idx, lam, layer, box = sample(key, jnp.asarray(gamma, jnp.float32), jnp.asarray(prob, jnp.float32))
+  return Mixing(spec, idx, lam, layer, box, mesh)
