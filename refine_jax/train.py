@@ -266,7 +266,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_at = set(config_lib.eval_steps(config, phases, spe))
   save_at = set(config_lib.checkpoint_steps(config, phases, spe))
   eval_batches = pipeline.num_eval_batches(eval_split.num_examples_global, config.eval_batch_size, pcount)
-  diag_local = min(config.diag_examples // pcount, train_split.num_examples)
+  # The R̂ diagnostics use whole eval batches only: a padded row could become a real example's mixing partner.
+  diag_local = min(max(config.diag_examples // config.eval_batch_size, 1) * config.eval_batch_size // pcount,
+                   train_split.num_examples)
   diag_batches = pipeline.num_eval_batches(diag_local * pcount, config.eval_batch_size, pcount)
   eval_op = ops_lib.build(config.pp_eval, 1.0, 'pp_eval')
   local_eval_batch = config.eval_batch_size // pcount
