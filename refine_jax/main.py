@@ -12,6 +12,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from refine_jax import cli
+
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file with get_config().')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and summaries.')
 _COORD = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-process runs).')
@@ -35,23 +37,6 @@ _INIT_TIMEOUT = flags.DEFINE_integer(
 _SHUTDOWN_TIMEOUT = flags.DEFINE_integer(
     'shutdown_timeout_seconds', 120, 'At exit every process waits (a barrier) for all the others to finish; '
     'after this long it gives up with an error.')
-
-
-def _config_root_on_path(argv) -> None:
-  """Configs import `configs.common`; make the config file's project root importable from any cwd."""
-  for a in argv:
-    if a.startswith('--config='):
-      path = os.path.abspath(a.split('=', 1)[1].split(':')[0])
-      sys.path.insert(0, os.path.dirname(os.path.dirname(path)))
-
-
-def _parse(argv):
-  _config_root_on_path(argv)
-  try:
-    return flags.FLAGS(argv)
-  except Exception as e:  # noqa: BLE001 - unknown override fields and bad values: usage error, exit 2
-    print(f'error: bad flag or config override: {type(e).__name__}: {e}', file=sys.stderr)
-    sys.exit(2)
 
 
 def _init_distributed() -> None:
@@ -93,9 +78,8 @@ def _init_distributed() -> None:
           '--process_id, or launch under Slurm (srun) / Open MPI (mpirun) / a Cloud TPU pod, or '
           '--distributed=off for one process.', file=sys.stderr)
     sys.exit(2)
-  st = jax.distributed.global_state
-  logging.info('jax.distributed initialised: process %d of %d, coordinator %s (heartbeat timeout %ds)',
-               st.process_id, st.num_processes, st.coordinator_address, _HEARTBEAT.value)
+  logging.info('jax.distributed initialised: process %d of %d (heartbeat timeout %ds)', jax.process_index(),
+               jax.process_count(), _HEARTBEAT.value)
 
 
 def _cluster_env_detected() -> bool:
@@ -156,4 +140,4 @@ def json_dumps(obj) -> str:
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse)
+  app.run(main, flags_parser=cli.parse_flags)

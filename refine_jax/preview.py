@@ -1,0 +1,85 @@
+"""What the model sees: a PNG grid of one batch as each phase's augmentation leaves it.
+
+    python -m refine_jax.preview --config=configs/cifar10_preact18_cutmix.py --out=grid.png \
+        --config.data_dir=../shared/data/tensorflow_datasets
+
+One row per phase and stage: the phase's host ops (pp) alone, then after the on-device mixing of the phase's
+first step (Mixup / CutMix; Manifold Mixup mixes hidden activations, so its input row equals the host row).
+"""
+from __future__ import annotations
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from refine_jax import config as config_lib
+from refine_jax import schedules
+from refine_jax.augment import mixing
+from refine_jax.data import ops as ops_lib
+from refine_jax.data import pipeline, sources
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file with get_config().')
+_OUT = flags.DEFINE_string('out', 'preview.png', 'Output PNG path.')
+_N = flags.DEFINE_integer('num', 8, 'Images per row.')
+
+
+def preview_rows(config, num: int) -> list[tuple[str, np.ndarray]]:
+  """[(label, uint8 [num, H, W, 3])] for each phase: host-augmented, then mixed on device."""
+  split = sources.load(config, config.train_split, train=True)
+  spe = max(split.num_examples // config.batch_size, 1)
+  phases = config_lib.phase_table(config, spe)
+  gamma, prob = schedules.mix_strength(phases, spe), schedules.mix_prob(phases, spe)
+  rows = []
+  for p in phases:
+    op = ops_lib.build(p.cfg.pp, float(schedules.aug_prob(phases, spe)(p.start)), f'phases.{p.name}.pp')
+    batch = next(pipeline.train_batches(split, lambda e: op, local_batch=config.batch_size,
+                                        steps_per_epoch=spe, seed=config.seed, start_step=p.start))
+    imgs = batch['image'][:num]
+    rows.append((f'{p.name}: host "{p.cfg.pp}"', imgs))
+    spec = mixing.MixSpec(p.cfg.mix.kind, bool(p.cfg.mix.per_example), tuple(p.cfg.mix.layers))
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), p.start)
+    x = jnp.asarray(batch['image'], jnp.float32)
+    m = mixing.draw(key, spec, gamma(p.start), prob(p.start), x.shape[0], x.shape[1:3])
+    mixed = np.clip(np.round(np.asarray(m.inputs(x))), 0, 255).astype(np.uint8)[:num]
+    lam = np.asarray(m.lam)[:num]
+    rows.append((f'{p.name}: device {p.cfg.mix.kind} (λ {lam.min():.2f}..{lam.max():.2f})', mixed))
+  return rows
+
+
+def save_grid(rows: list[tuple[str, np.ndarray]], out: str) -> None:
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  n = max(len(r[1]) for r in rows)
+  fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.5 * len(rows)), squeeze=False)
+  for i, (label, imgs) in enumerate(rows):
+    for j in range(n):
+      ax = axes[i][j]
+      ax.axis('off')
+      if j < len(imgs):
+        ax.imshow(imgs[j], interpolation='nearest')
+    axes[i][0].set_title(label, loc='left', fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
+
+
+def main(argv) -> None:
+  del argv
+  config = _CONFIG.value
+  try:
+    config_lib.validate(config)
+  except config_lib.ConfigError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  save_grid(preview_rows(config, _N.value), _OUT.value)
+  print(_OUT.value)
+
+
+if __name__ == '__main__':
+  from refine_jax import cli
+  app.run(main, flags_parser=cli.parse_flags)
