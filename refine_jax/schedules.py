@@ -76,17 +76,17 @@ def _decay(p: Phase, value: float, decay_steps: int) -> Schedule:
 
 
 def mix_strength(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """γ(step): the Beta(γ, γ) parameter of Mixup / Manifold Mixup / CutMix."""
+  """γ(step): the Beta(γ, γ) parameter of Mixup / Manifold Mixup / CutMix (0 in a phase without mixing)."""
   return _piecewise(phases, [
-      _decay(p, p.cfg.mix.gamma,
+      _decay(p, p.cfg.mix.gamma if p.cfg.mix.kind != 'none' else 0.0,
              steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
       for p in phases])
 
 
 def mix_prob(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """p(step): the probability that a batch is mixed."""
+  """p(step): the probability that a batch is mixed (0 in a phase without mixing)."""
   return _piecewise(phases, [
-      _decay(p, p.cfg.mix.prob,
+      _decay(p, p.cfg.mix.prob if p.cfg.mix.kind != 'none' else 0.0,
              steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
       for p in phases])
 

@@ -6,6 +6,7 @@ recomputed from the global step, so restoring the step and parameters restores t
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -153,7 +154,8 @@ def eval_sums(env: Env, spec: Optional[mixing.MixSpec], state: TrainState, batch
     x = normalize(batch['image'], env.mean, env.std, env.dtype)
     y, hook = one_hot(batch['label'], env.num_classes, 0.0), None
   else:
-    x, y, hook = _mixed_batch(env, spec, key, state.step, batch)
+    # Mixing strength of the last trained step: at a phase's final eval, state.step already lies in the next phase.
+    x, y, hook = _mixed_batch(env, spec, key, state.step - 1, batch)
   logits = env.model.apply({'params': state.params, 'batch_stats': state.batch_stats}, x, train=False, hook=hook)
   mask = batch['mask']
   loss = soft_cross_entropy(logits, y)
@@ -277,9 +279,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def evaluate(state, phase: Phase, spec, step: int, aug_fn) -> dict:
     def run(fn, split, op, n_batches, count=None, key=None):
       tot = None
-      for b in pipeline.eval_batches(split, op, local_batch=local_eval_batch, num_batches=n_batches,
-                                     count=count, aug_seed=config.seed):
-        s = fn(state, pipeline.to_global(b, data_sharding), key)
+      for i, b in enumerate(pipeline.eval_batches(split, op, local_batch=local_eval_batch,
+                                                  num_batches=n_batches, count=count, aug_seed=config.seed)):
+        s = fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
         tot = s if tot is None else jax.tree.map(jnp.add, tot, s)
       return jax.tree.map(float, jax.device_get(tot))
     test = run(eval_fn, eval_split, eval_op, eval_batches)
@@ -309,7 +311,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                      phase.end, phase.start / spe, phase.end / spe, phase.cfg.pp, phase.cfg.mix.kind)
         spec = mix_spec(phase.cfg)
         step_fn = jax.jit(functools.partial(train_step, env, spec), donate_argnums=0)
-        aug_fn = jax.jit(functools.partial(eval_sums, env, spec))
+        # R̂aug estimates the expected loss under the phase's mixing: a λ per example (same marginal as one
+        # per batch) and a key per diagnostic batch average over many draws instead of resting on one.
+        aug_fn = jax.jit(functools.partial(eval_sums, env, dataclasses.replace(spec, per_example=True)))
         pp_cache: dict[float, ops_lib.Op] = {}
 
         def pp_for_epoch(e: int, phase=phase) -> ops_lib.Op:

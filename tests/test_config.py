@@ -76,7 +76,7 @@ def test_cosine_warmup_and_decay_schedules():
   g = schedules.mix_strength(phases, spe)
   assert float(g(0)) == 1.0 and float(g(279)) == 1.0
   assert float(g(290)) == pytest.approx(0.5) and float(g(299)) == pytest.approx(0.05)
-  assert float(g(300)) == 1.0  # refine phase: its own mix config (kind none; gamma unused)
+  assert float(g(300)) == 0.0  # refine phase: kind none
   a = schedules.aug_prob(phases, spe)
   assert float(a(289)) == 1.0 and float(a(295)) == pytest.approx(0.5)
 
