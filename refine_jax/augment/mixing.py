@@ -123,7 +123,10 @@ class Mixing:
     def h(act: Array, i: int) -> Array:
       if i not in layers:
         return act
-      return jnp.where(self.layer == i, mix(act, take_partner(act, self.idx, self.mesh), self.lam), act)
+      # lax.cond runs the mixing only at the drawn point (jnp.where would compute it at every eligible one).
+      return jax.lax.cond(self.layer == i,
+                          lambda a: mix(a, take_partner(a, self.idx, self.mesh), self.lam),
+                          lambda a: a, act)
     return h
 
   def targets(self, y: Array) -> Array:
