@@ -61,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset = 'cifar10'
   c.data_dir = config_dict.placeholder(str)
   c.download = False
+  c.image_folder_skip_corrupt = False  # dataset='image_folder': skip and count unreadable files
   c.train_split = 'train'
   c.eval_split = 'test'
   c.image_size = 32

@@ -80,6 +80,29 @@ def _init_distributed() -> None:
     sys.exit(2)
   logging.info('jax.distributed initialised: process %d of %d (heartbeat timeout %ds)', jax.process_index(),
                jax.process_count(), _HEARTBEAT.value)
+  _fail_fast_on_uncaught_exception(jax.process_index(), jax.process_count())
+
+
+def _fail_fast_on_uncaught_exception(index: int, count: int) -> None:
+  """An uncaught exception ends this process at once, skipping jax's exit barrier.
+
+  Otherwise the failing process would wait up to --shutdown_timeout_seconds in the shutdown barrier while the
+  others block in their next collective; exiting at once drops its connections, so the others fail within
+  seconds (a collective error, or the coordinator's heartbeat check). Orderly exits (sys.exit with codes 0/2/3/4)
+  are not exceptions here and keep the barrier.
+  """
+  previous = sys.excepthook
+
+  def hook(exc_type, exc, tb):
+    try:
+      previous(exc_type, exc, tb)
+      print(f'error: process {index} of {count} failed ({exc_type.__name__}); exiting now without waiting for '
+            'the other processes, which will stop with an error as well.', file=sys.stderr)
+      sys.stdout.flush()
+      sys.stderr.flush()
+    finally:
+      os._exit(1)
+  sys.excepthook = hook
 
 
 def _cluster_env_detected() -> bool:
@@ -116,13 +139,14 @@ def main(argv) -> None:
     sys.exit(2)
   from refine_jax import config as config_lib
   from refine_jax import train
+  from refine_jax.data import sources
   _init_distributed()
   import jax
   logging.info('JAX %s, process %d/%d, devices: %s', jax.__version__, jax.process_index(), jax.process_count(),
                jax.devices())
   try:
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (config_lib.ConfigError, FileNotFoundError) as e:
+  except (config_lib.ConfigError, FileNotFoundError, sources.CorruptImageError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   except train.Preempted as e:

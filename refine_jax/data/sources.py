@@ -7,11 +7,13 @@ train is 150 MB), so an epoch's order is an index permutation; large ones (Image
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 # Normalisation statistics (per channel, on [0, 1] pixels); unknown datasets use ImageNet's.
 _MEAN_STD = {
@@ -43,7 +45,7 @@ class Split:
 def dataset_names() -> tuple[str, ...]:
   """Allowed values of `config.dataset`: the embedded set and TFDS builder names."""
   import tensorflow_datasets as tfds
-  return ('digits',) + tuple(tfds.list_builders(with_community_datasets=False))
+  return ('digits', 'image_folder') + tuple(tfds.list_builders(with_community_datasets=False))
 
 
 def _slice(n: int, spec: str) -> tuple[int, int]:
@@ -99,6 +101,9 @@ def load(config, split: str, *, train: bool, process_index: int = 0, process_cou
     images, labels = _digits(split, config.image_size)
     a, b = _process_range(len(labels), process_index, process_count, train)
     return Split(b - a, len(labels), 10, mean, std, images=images[a:b], labels=labels[a:b])
+  if name == 'image_folder':
+    return _load_image_folder(config, split, train=train, process_index=process_index,
+                              process_count=process_count)
   return _load_tfds(config, split, train=train, process_index=process_index, process_count=process_count,
                     mean=mean, std=std)
 
@@ -138,3 +143,76 @@ def _load_tfds(config, split: str, *, train: bool, process_index: int, process_c
                             decoders={'image': tfds.decode.SkipDecoding()})
     return ds.map(lambda ex: {'image': ex['image'], 'label': tf.cast(ex['label'], tf.int32)})
   return Split(b - a, n_global, num_classes, mean, std, stream=stream)
+
+
+_IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+
+
+class CorruptImageError(ValueError):
+  """An unreadable file in an image folder; the message names its path."""
+
+
+def _check_image(path: str) -> Optional[str]:
+  """None if PIL decodes the file fully, else the reason."""
+  from PIL import Image
+  try:
+    with Image.open(path) as im:
+      im.load()
+    return None
+  except Exception as e:  # noqa: BLE001 - any decode failure makes the file corrupt
+    return f'{type(e).__name__}: {e}'
+
+
+def _load_image_folder(config, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
+  """Users' own data: DATA_DIR/{split}/CLASS/*.{jpg,png,...}; classes are the sorted folder names of 'train'.
+
+  Every file is decoded once up front (in parallel), so a corrupt one is reported by path before training —
+  or, with `image_folder_skip_corrupt`, left out and counted.
+  """
+  import concurrent.futures
+  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
+  name, sl = m.group(1), m.group(2)
+  root = os.path.join(config.data_dir, name)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f'config.data_dir: image folder split {name!r} not found: {root} (expected '
+                            f'{config.data_dir}/{{train,val,...}}/CLASS/*.jpg)')
+  classes = sorted(d for d in os.listdir(os.path.join(config.data_dir, 'train'))
+                   if os.path.isdir(os.path.join(config.data_dir, 'train', d)))
+  paths, labels = [], []
+  for i, c in enumerate(classes):
+    d = os.path.join(root, c)
+    if not os.path.isdir(d):
+      continue
+    for f in sorted(os.listdir(d)):
+      if f.lower().endswith(_IMAGE_EXTENSIONS):
+        paths.append(os.path.join(d, f))
+        labels.append(i)
+  with concurrent.futures.ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
+    problems = list(pool.map(_check_image, paths))
+  bad = [(p, why) for p, why in zip(paths, problems) if why]
+  if bad and not config.image_folder_skip_corrupt:
+    listing = '\n'.join(f'  {p}: {why}' for p, why in bad[:20])
+    raise CorruptImageError(f'config.data_dir: {len(bad)} corrupt image(s) in {root}:\n{listing}\n'
+                            'Remove them, or set image_folder_skip_corrupt=True to skip and count them.')
+  if bad:
+    logging.warning('image_folder: skipped %d corrupt file(s) in %s (first: %s)', len(bad), root, bad[0][0])
+    keep = [not why for why in problems]
+    paths = [p for p, k in zip(paths, keep) if k]
+    labels = [l for l, k in zip(labels, keep) if k]
+  if sl is not None:
+    a, b = _slice(len(paths), sl)
+    paths, labels = paths[a:b], labels[a:b]
+  a, b = _process_range(len(paths), process_index, process_count, train)
+  local_paths, local_labels = np.array(paths[a:b]), np.array(labels[a:b], np.int32)
+  mean, std = _MEAN_STD['imagenet']
+
+  def stream(seed: int) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensor_slices((local_paths, local_labels))
+    if train:
+      ds = ds.shuffle(len(local_paths), seed=seed, reshuffle_each_iteration=False)
+    return ds.map(lambda p, l: {'image': tf.io.decode_image(tf.io.read_file(p), channels=3,
+                                                            expand_animations=False), 'label': l},
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  split_obj = Split(b - a, len(paths), len(classes), mean, std, stream=stream)
+  split_obj.skipped_corrupt = len(bad)
+  return split_obj
