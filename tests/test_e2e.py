@@ -101,3 +101,20 @@ def test_cifar10_config_runs_through_tfds(tmp_path):
   s = read_summary(w)
   assert 0.1 < s['final_top1'] <= 1.0  # above chance on 10 classes after 248 steps
   assert rows[0]['train_aug_loss'] > rows[0]['train_clean_loss']
+
+
+def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
+  import jax
+  import numpy as np
+  from configs import digits_demo
+  from refine_jax import checkpoint, train
+  c = digits_demo.get_config()
+  c.dtype = 'bfloat16'
+  c.phases.augmented.steps, c.phases.refine.steps, c.eval_every_steps = 6, 2, 4
+  s = train.train_and_evaluate(c, str(tmp_path))
+  assert np.isfinite(s['phases']['refine']['last_train_clean_loss'])
+  ck = checkpoint.Checkpoints(str(tmp_path / 'checkpoints'), read_only=True)
+  assert ck.steps()[-1] == 8
+  raw = ck._mngr.restore(8, args=checkpoint.ocp.args.Composite(state=checkpoint.ocp.args.StandardRestore()))
+  leaves = jax.tree.leaves(raw['state']['params'])
+  assert leaves and all(l.dtype == np.float32 for l in leaves)
