@@ -1,4 +1,4 @@
-"""CIFAR10, PreActResNet-18, AutoAugment (CIFAR-10 policy) + Cutout 16 on the host, then refinement.
+"""CIFAR-10, PreActResNet-18, AutoAugment (CIFAR-10 policy) + Cutout 16 on the host, then refinement.
 
     python -m refine_jax.main --config=configs/cifar10_preact18_autoaugment.py --workdir=W --config.data_dir=TFDS_DIR
 

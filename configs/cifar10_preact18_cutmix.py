@@ -1,4 +1,4 @@
-"""CIFAR10, PreActResNet-18, CutMix (β = 1, applied with p = 0.5) then refinement.
+"""CIFAR-10, PreActResNet-18, CutMix (β = 1, applied with p = 0.5) then refinement.
 
     python -m refine_jax.main --config=configs/cifar10_preact18_cutmix.py --workdir=W --config.data_dir=TFDS_DIR
 

@@ -1,4 +1,4 @@
-"""CIFAR10, PreActResNet-18, Manifold Mixup (γ = 1; input, stage-1 or stage-2 output) then refinement.
+"""CIFAR-10, PreActResNet-18, Manifold Mixup (γ = 1; input, stage-1 or stage-2 output) then refinement.
 
     python -m refine_jax.main --config=configs/cifar10_preact18_manifold_mixup.py --workdir=W --config.data_dir=TFDS_DIR
 

@@ -1,4 +1,4 @@
-"""CIFAR10, PreActResNet-18, standard augmentation only (pad 4 + crop 32 + flip): the paper's baseline row.
+"""CIFAR-10, PreActResNet-18, standard augmentation only (pad 4 + crop 32 + flip): the paper's baseline row.
 
     python -m refine_jax.main --config=configs/cifar10_preact18_standard.py --workdir=W --config.data_dir=TFDS_DIR
 
