@@ -48,6 +48,18 @@ class Checkpoints:
                         step, self.directory, type(e).__name__, str(e)[:300])
     return None
 
+  def restore_latest_raw(self) -> Optional[tuple[dict, dict]]:
+    """The newest readable checkpoint as plain nested dicts of arrays (no target structure needed)."""
+    for step in reversed(self.steps()):
+      try:
+        out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                               meta=ocp.args.JsonRestore()))
+        return out['state'], dict(out['meta'])
+      except Exception as e:  # noqa: BLE001
+        logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
+                        step, self.directory, type(e).__name__, str(e)[:300])
+    return None
+
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()

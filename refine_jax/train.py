@@ -409,18 +409,26 @@ def _restore(config, ckpts: ckpt_lib.Checkpoints, state: TrainState, workdir: st
                  meta['epoch'], meta['batch_in_epoch'])
     return restored
   if config.init_from:
-    src = ckpt_lib.Checkpoints(os.path.join(config.init_from, 'checkpoints'), read_only=True) \
-        if os.path.isdir(os.path.join(config.init_from, 'checkpoints')) else \
-        ckpt_lib.Checkpoints(config.init_from, read_only=True)
-    if not src.steps():
-      raise ConfigError('init_from', f'no checkpoint under {config.init_from!r}; allowed: a workdir or its '
-                        'checkpoints directory holding at least one checkpoint')
-    got = src.restore_latest(ckpt_lib.abstract(state))
-    src.close()
+    root = config.init_from
+    ck_dir = os.path.join(root, 'checkpoints') if os.path.isdir(os.path.join(root, 'checkpoints')) else root
+    src = ckpt_lib.Checkpoints(ck_dir, read_only=True)
+    try:
+      got = src.restore_latest_raw()
+    finally:
+      src.close()
     if got is None:
-      raise ConfigError('init_from', f'no readable checkpoint under {config.init_from!r}')
+      raise ConfigError('init_from', f'no readable checkpoint under {root!r}; allowed: a workdir or its '
+                        'checkpoints directory holding at least one checkpoint')
     other, meta = got
-    logging.info('initialised parameters from %s (step %d); optimizer and step start fresh', config.init_from,
-                 meta['step'])
-    return state.replace(params=other.params, batch_stats=other.batch_stats)
+    # Parameters and BN statistics only: the optimizer (and its state's shape) belongs to this run.
+    params, stats = other['params'], other.get('batch_stats', {})
+    want = jax.tree.map(lambda x: (x.shape, x.dtype), (state.params, state.batch_stats))
+    have = jax.tree.map(lambda x: (x.shape, x.dtype), (params, stats))
+    if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
+      raise ConfigError('init_from', f'the checkpoint under {root!r} does not fit model {config.model!r} '
+                        '(parameter names or shapes differ)')
+    repl = jax.tree.leaves(state.params)[0].sharding
+    logging.info('initialised parameters from %s (step %d, phase %s); optimizer and step start fresh', root,
+                 meta['step'], meta['phase'])
+    return state.replace(params=jax.device_put(params, repl), batch_stats=jax.device_put(stats, repl))
   return state
