@@ -7,19 +7,24 @@ disk, say) is skipped with a warning and the one before it is used. Every proces
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as pp
 from absl import logging
 
 
 class Checkpoints:
   """Saves and restores {'state': TrainState, 'meta': dict} under `directory`."""
 
-  def __init__(self, directory: str, max_to_keep: int = 3, *, read_only: bool = False):
+  def __init__(self, directory: str, max_to_keep: int = 3, *, keep_steps: Sequence[int] = (),
+               read_only: bool = False):
+    """Keeps the newest `max_to_keep` checkpoints plus those at `keep_steps` (the phase boundaries, which the
+    analyses of the augmented model need long after the run moved on)."""
     self.directory = os.path.abspath(directory)
-    opts = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+    policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
+    opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
                                         cleanup_tmp_directories=not read_only)
     self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_names=('state', 'meta'))
 

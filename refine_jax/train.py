@@ -257,7 +257,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   image_shape = _image_shape(config, train_split, phases[0])
   state = jax.jit(functools.partial(init_state, env, image_shape), static_argnums=0,
                   out_shardings=repl)(int(config.seed))
-  ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), config.keep_checkpoints)
+  ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), config.keep_checkpoints,
+                               keep_steps=[p.end for p in phases])
   state = _restore(config, ckpts, state, workdir, phases, spe)
   step = int(state.step)
   writer = metrics_lib.Writer(workdir)

@@ -118,3 +118,14 @@ def test_bfloat16_compute_keeps_float32_parameters(tmp_path):
   raw = ck._mngr.restore(8, args=checkpoint.ocp.args.Composite(state=checkpoint.ocp.args.StandardRestore()))
   leaves = jax.tree.leaves(raw['state']['params'])
   assert leaves and all(l.dtype == np.float32 for l in leaves)
+
+
+def test_phase_boundary_checkpoint_outlives_max_to_keep(tmp_path):
+  from configs import digits_demo
+  from refine_jax import checkpoint, train
+  c = digits_demo.get_config()
+  c.phases.augmented.steps, c.phases.refine.steps = 12, 12
+  c.checkpoint_every_steps, c.keep_checkpoints, c.eval_every_steps = 3, 2, 12
+  train.train_and_evaluate(c, str(tmp_path))
+  steps = checkpoint.Checkpoints(str(tmp_path / 'checkpoints'), read_only=True).steps()
+  assert steps == [12, 21, 24]  # the end of the augmented phase, then the newest two
