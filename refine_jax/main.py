@@ -155,7 +155,8 @@ def main(argv) -> None:
   except train.Diverged as e:
     print(f'diverged: {e}', file=sys.stderr)
     sys.exit(4)
-  print(json_dumps(summary))
+  if jax.process_index() == 0:
+    print(json_dumps(summary))
 
 
 def json_dumps(obj) -> str:

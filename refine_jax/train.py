@@ -187,6 +187,16 @@ class _Signals:
   def _handle(self, signum, frame):
     self.received = signum
 
+  def agreed(self, sync_point: bool) -> int:
+    """The signal to act on now, the same on every process: one process alone acts at once; several agree
+    at sync points (log steps, evals, checkpoints), since a signal may reach only one host."""
+    if jax.process_count() == 1:
+      return self.received or 0
+    if not sync_point:
+      return 0
+    from jax.experimental import multihost_utils
+    return int(np.max(multihost_utils.process_allgather(np.int32(self.received or 0))))
+
   def __exit__(self, *exc):
     for s, h in self._old.items():
       signal.signal(s, h)
@@ -335,7 +345,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           step += 1
           imgs_seen += config.batch_size
           boundary = step in eval_at or step in save_at or step == phase.end
-          if step % config.log_every_steps == 0 or boundary or sig.received:
+          # All processes decide to stop at the same step (a signal may reach only one host).
+          stop = sig.agreed(step % config.log_every_steps == 0 or boundary)
+          if step % config.log_every_steps == 0 or boundary or stop:
             _check_finite(pending, phase)
             last_loss = float(pending[-1][1])
             pending = []
@@ -356,10 +368,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                          row['train_clean_loss'], row['train_aug_loss'])
           if step in save_at:
             save(state, step)
-          if sig.received:
+          if stop:
             save(state, step)
             ckpts.wait()
-            raise Preempted(f'received signal {sig.received} at step {step} (phase {phase.name!r}); saved a '
+            raise Preempted(f'received signal {stop} at step {step} (phase {phase.name!r}); saved a '
                             f'checkpoint. Re-run the same command to resume from step {step}.')
   finally:
     ckpts.close()
