@@ -13,6 +13,7 @@ from configs import common
 def get_config():
   c = common.get_config()
   c.dataset = 'imagenet2012'
+  c.eval_split = 'validation'  # TFDS imagenet2012 'test' has no labels
   c.model = 'resnet50'
   c.image_size = 224
   c.batch_size = 256

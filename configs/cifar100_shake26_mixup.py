@@ -1,0 +1,15 @@
+"""CIFAR-100, Shake-Shake 26 2x96d, Mixup (γ = 1) for 1800 epochs, then 200 refinement epochs (paper, Table 1).
+
+    python -m refine_jax.main --config=configs/cifar100_shake26_mixup.py --workdir=W --config.data_dir=TFDS_DIR
+
+Everything as `cifar10_shake26_mixup.py` but the dataset (its docstring gives the
+schedule and the refinement rate).
+Aim: the paper's Table 1 row for CIFAR-100 / Shake-Shake 26 2x96d / Mixup.
+"""
+from configs import cifar10_shake26_mixup
+
+
+def get_config():
+  c = cifar10_shake26_mixup.get_config()
+  c.dataset = 'cifar100'
+  return c
