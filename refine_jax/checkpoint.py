@@ -7,6 +7,7 @@ disk, say) is skipped with a warning and the one before it is used. Every proces
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Optional, Sequence
 
 import jax
@@ -23,6 +24,7 @@ class Checkpoints:
     """Keeps the newest `max_to_keep` checkpoints plus those at `keep_steps` (the phase boundaries, which the
     analyses of the augmented model need long after the run moved on)."""
     self.directory = os.path.abspath(directory)
+    self._read_only = read_only
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
                                         cleanup_tmp_directories=not read_only)
@@ -44,14 +46,29 @@ class Checkpoints:
     return out['state'], dict(out['meta'])
 
   def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
-    """The newest readable checkpoint, falling back past unreadable ones with a warning; None if none."""
+    """The newest readable checkpoint, falling back past unreadable ones with a warning; None if none.
+
+    Unreadable ones are moved aside to `<directory>_unreadable/` (kept for inspection): the resumed run saves
+    those steps again, and Orbax refuses to save over an existing step.
+    """
+    unreadable, got = [], None
     for step in reversed(self.steps()):
       try:
-        return self.restore(step, abstract_state)
+        got = self.restore(step, abstract_state)
+        break
       except Exception as e:  # noqa: BLE001 - any read failure means "not a good checkpoint"
         logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
                         step, self.directory, type(e).__name__, str(e)[:300])
-    return None
+        unreadable.append(step)
+    if unreadable and not self._read_only and jax.process_index() == 0:
+      aside = f'{self.directory}_unreadable'
+      os.makedirs(aside, exist_ok=True)
+      for step in unreadable:
+        dst = os.path.join(aside, f'{step}.{int(time.time())}')
+        logging.warning('Moving the unreadable checkpoint at step %d to %s.', step, dst)
+        os.replace(os.path.join(self.directory, str(step)), dst)
+      self._mngr.reload()
+    return got
 
   def restore_latest_raw(self) -> Optional[tuple[dict, dict]]:
     """The newest readable checkpoint as plain nested dicts of arrays (no target structure needed)."""

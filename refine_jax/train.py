@@ -35,6 +35,7 @@ from refine_jax.data import ops as ops_lib
 from refine_jax.data import pipeline, sources
 
 CONFIG_JSON = 'config.json'
+_EVAL_CACHE_BYTES = 1 << 30  # host memory for eval/diagnostic batches reused across evals
 
 
 class Diverged(RuntimeError):
@@ -287,27 +288,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   local_eval_batch = config.eval_batch_size // pcount
   eval_fn = jax.jit(functools.partial(eval_sums, env, None))
 
+  # The eval and diagnostic inputs are the same at every eval (fixed examples and seeds): keep their host
+  # batches while they are small, instead of re-running the pipeline (and re-tracing AutoAugment) each time.
+  host_cache: dict[tuple, list] = {}
+  cache_budget = [_EVAL_CACHE_BYTES]
+
+  def host_batches(key: tuple, split, op_fn, n_batches, count=None):
+    if key in host_cache:
+      return host_cache[key]
+    batches = pipeline.eval_batches(split, op_fn(), local_batch=local_eval_batch, num_batches=n_batches,
+                                    count=count, aug_seed=config.seed)
+    size = n_batches * local_eval_batch * int(np.prod(image_shape))
+    if size > cache_budget[0]:
+      return batches
+    cache_budget[0] -= size
+    host_cache[key] = list(batches)
+    return host_cache[key]
+
   def evaluate(state, phase: Phase, spec, step: int, aug_fn) -> dict:
-    def run(fn, split, op, n_batches, count=None, key=None):
+    def run(fn, batches, key=None):
       tot = None
-      for i, b in enumerate(pipeline.eval_batches(split, op, local_batch=local_eval_batch,
-                                                  num_batches=n_batches, count=count, aug_seed=config.seed)):
+      for i, b in enumerate(batches):
         s = fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
         tot = s if tot is None else jax.tree.map(jnp.add, tot, s)
       return jax.tree.map(float, jax.device_get(tot))
-    test = run(eval_fn, eval_split, eval_op, eval_batches)
-    clean = run(eval_fn, train_split, eval_op, diag_batches, diag_local)
-    aug_op = ops_lib.build(phase.cfg.pp, float(aug_prob_fn(step - 1)), f'phases.{phase.name}.pp')
-    aug = run(aug_fn, train_split, aug_op, diag_batches, diag_local,
-              jax.random.fold_in(jax.random.PRNGKey(config.seed), -1 % (1 << 31)))
+    test = run(eval_fn, host_batches(('test',), eval_split, lambda: eval_op, eval_batches))
+    clean = run(eval_fn, host_batches(('clean',), train_split, lambda: eval_op, diag_batches, diag_local))
+    prob = float(aug_prob_fn(step - 1))
+    aug_batches = host_batches(('aug', phase.name, prob), train_split,
+                               lambda: ops_lib.build(phase.cfg.pp, prob, f'phases.{phase.name}.pp'),
+                               diag_batches, diag_local)
+    aug = run(aug_fn, aug_batches, jax.random.fold_in(jax.random.PRNGKey(config.seed), -1 % (1 << 31)))
     return {'step': step, 'epoch': round(step / spe, 4), 'phase': phase.name, 'lr': float(lr_fn(step - 1)),
             'test_top1': test['top1'] / test['count'], 'test_top5': test['top5'] / test['count'],
             'test_loss': test['loss'] / test['count'], 'test_count': int(test['count']),
             'train_clean_loss': clean['loss'] / clean['count'], 'train_aug_loss': aug['loss'] / aug['count'],
             'mix_gamma': float(env.gamma_fn(step - 1)), 'aug_prob': float(aug_prob_fn(step - 1))}
 
+  # A loss can stay finite for steps after the weights broke: never save a non-finite state.
+  all_finite = jax.jit(lambda s: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(
+      (s.params, s.batch_stats, s.opt_state)) if jnp.issubdtype(x.dtype, jnp.inexact)])))
+
   def save(state, step: int) -> None:
     phase = config_lib.phase_at(phases, step - 1) if step else phases[0]
+    if not bool(all_finite(state)):
+      raise Diverged(f'non-finite parameters or statistics after step {step} (phase {phase.name!r}); not saved, '
+                     f'so the last good checkpoint (step {max(ckpts.steps(), default=None)}) is intact. Lower the '
+                     'learning rate or check the data.')
     epoch, offset = divmod(step, spe)
     ckpts.save(step, state, {'step': step, 'phase': phase.name, 'epoch': epoch, 'batch_in_epoch': offset,
                              'seed': int(config.seed), 'total_steps': total})
@@ -369,7 +396,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           if step in save_at:
             save(state, step)
           if stop:
-            save(state, step)
+            if step not in save_at:  # else saved just above; Orbax refuses a second save of a step
+              save(state, step)
             ckpts.wait()
             raise Preempted(f'received signal {stop} at step {step} (phase {phase.name!r}); saved a '
                             f'checkpoint. Re-run the same command to resume from step {step}.')

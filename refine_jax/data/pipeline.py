@@ -57,28 +57,63 @@ def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, lo
                   process_count: int = 1) -> Iterator[Batch]:
   """Local training batches from global step `start_step` on, epoch after epoch, forever.
 
-  `pp_for_epoch(e)` gives the host op of epoch e (it carries the per-epoch augmentation probability).
+  `pp_for_epoch(e)` gives the host op of epoch e (it carries the per-epoch augmentation probability). For
+  in-memory splits, consecutive epochs with the same op share one tf.data pipeline (tracing AutoAugment's graph
+  costs seconds, the epoch's work a fraction of that on small data); a new op starts a new pipeline.
   """
   epoch, skip = divmod(start_step, steps_per_epoch)
   per_epoch = steps_per_epoch * local_batch
   while True:
-    es = epoch_seed(seed, epoch)
-    perm = None
-    if split.images is not None:
-      perm = np.random.default_rng([seed & 0xFFFFFFFF, epoch, process_index]).permutation(split.num_examples)
-    ds = tf.data.Dataset.zip((_examples(split, es, perm if perm is not None else np.zeros(0), per_epoch),
-                              tf.data.Dataset.range(per_epoch)))
-    ds = ds.skip(skip * local_batch)
     op = pp_for_epoch(epoch)
+    if split.images is None:
+      ds, epochs_done = _stream_epoch(split, seed, epoch, skip, per_epoch, local_batch), [epoch]
+    else:
+      ds, epochs_done = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, per_epoch, local_batch,
+                                       process_index)
 
-    def prep(ex, pos, es=es, op=op):
-      s = tf.stack([tf.constant(es, tf.int64), pos * process_count + process_index])
+    def prep(ex, op=op):
+      s = tf.stack([ex['es'], ex['pos'] * process_count + process_index])
       return {'image': op(ex['image'], s), 'label': ex['label']}
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
     yield from ds.as_numpy_iterator()
-    epoch, skip = epoch + 1, 0
+    epoch, skip = epochs_done[-1] + 1, 0
+
+
+def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: int, per_epoch: int,
+                   local_batch: int, process_index: int) -> tuple[tf.data.Dataset, list[int]]:
+  """Examples of epochs first, first+1, ... while `pp_for_epoch` keeps returning `op`; the list it returns
+  fills with the epochs actually produced."""
+  images, labels = _images_tensor(split)
+  done: list[int] = []
+
+  def epochs():
+    e = first
+    while pp_for_epoch(e) is op:
+      perm = np.random.default_rng([seed & 0xFFFFFFFF, e, process_index]).permutation(split.num_examples)
+      start = skip * local_batch if e == first else 0
+      done.append(e)
+      yield (perm[start:per_epoch].astype(np.int64), np.arange(start, per_epoch, dtype=np.int64),
+             np.int64(epoch_seed(seed, e)))
+      e += 1
+
+  spec = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
+  ds = tf.data.Dataset.from_generator(epochs, output_signature=spec)
+  ds = ds.flat_map(lambda idx, pos, es: tf.data.Dataset.from_tensor_slices(
+      {'index': idx, 'pos': pos, 'es': tf.fill(tf.shape(idx), es)}))
+  ds = ds.map(lambda ex: {'image': tf.gather(images, ex['index']), 'label': tf.gather(labels, ex['index']),
+                          'pos': ex['pos'], 'es': ex['es']}, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds, done
+
+
+def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int,
+                  local_batch: int) -> tf.data.Dataset:
+  es = epoch_seed(seed, epoch)
+  ds = tf.data.Dataset.zip((_examples(split, es, np.zeros(0), per_epoch), tf.data.Dataset.range(per_epoch)))
+  ds = ds.skip(skip * local_batch)
+  return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'], 'pos': pos,
+                                 'es': tf.constant(es, tf.int64)})
 
 
 def num_eval_batches(num_examples_global: int, global_batch: int, process_count: int) -> int:
