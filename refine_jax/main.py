@@ -52,7 +52,7 @@ def _init_distributed() -> None:
   mode = _DISTRIBUTED.value
   if mode == 'off' or (explicit and _NPROC.value == 1 and not _COORD.value):
     return
-  if mode == 'auto' and not explicit and not _cluster_env_detected():
+  if mode == 'auto' and not explicit and not cli.cluster_env_detected():
     return
   # CPU processes exchange collectives over gloo (TCP). Already the default in recent jax; a user's explicit
   # choice (JAX_CPU_COLLECTIVES_IMPLEMENTATION=mpi) is kept.
@@ -103,23 +103,6 @@ def _fail_fast_on_uncaught_exception(index: int, count: int) -> None:
     finally:
       os._exit(1)
   sys.excepthook = hook
-
-
-def _cluster_env_detected() -> bool:
-  """A multi-process launch visible in the environment (without asking any metadata server)."""
-  env = os.environ
-
-  def count(name: str) -> int:
-    try:
-      return int(env.get(name, '1').split('(')[0])
-    except ValueError:
-      return 1
-  # srun sets SLURM_STEP_NUM_TASKS; the batch script itself (one process) must not initialise.
-  slurm = 'SLURM_STEP_ID' in env and count('SLURM_STEP_NUM_TASKS') > 1
-  ompi = count('OMPI_COMM_WORLD_SIZE') > 1
-  tpu = len([h for h in (env.get('TPU_PROCESS_ADDRESSES') or env.get('TPU_WORKER_HOSTNAMES') or '').split(',')
-             if h]) > 1
-  return slurm or ompi or tpu or bool(env.get('JAX_COORDINATOR_ADDRESS'))
 
 
 class _QuietLibraries:

@@ -357,26 +357,26 @@ def test_init_distributed_open_mpi_without_orte_uri():
 
 
 def test_cluster_detection_rules(monkeypatch):
-  from refine_jax import main
+  from refine_jax import cli as main  # the detection lives beside the flag parsing, without flag definitions
   for k in list(os.environ):
     if k.startswith(('SLURM_', 'OMPI_', 'TPU_')) or k == 'JAX_COORDINATOR_ADDRESS':
       monkeypatch.delenv(k)
-  assert not main._cluster_env_detected()
+  assert not main.cluster_env_detected()
   # The sbatch script itself (allocation of 2 tasks, no srun step): one process, no jax.distributed.
   monkeypatch.setenv('SLURM_JOB_ID', '1')
   monkeypatch.setenv('SLURM_NTASKS', '2')
-  assert not main._cluster_env_detected()
+  assert not main.cluster_env_detected()
   monkeypatch.setenv('SLURM_STEP_ID', '0')
   monkeypatch.setenv('SLURM_STEP_NUM_TASKS', '1')
-  assert not main._cluster_env_detected()  # a one-task step: one process
+  assert not main.cluster_env_detected()  # a one-task step: one process
   monkeypatch.setenv('SLURM_STEP_NUM_TASKS', '2')
-  assert main._cluster_env_detected()
+  assert main.cluster_env_detected()
   for k in ('SLURM_JOB_ID', 'SLURM_NTASKS', 'SLURM_STEP_ID', 'SLURM_STEP_NUM_TASKS'):
     monkeypatch.delenv(k)
   monkeypatch.setenv('OMPI_COMM_WORLD_SIZE', '4')
-  assert main._cluster_env_detected()
+  assert main.cluster_env_detected()
   monkeypatch.delenv('OMPI_COMM_WORLD_SIZE')
   monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'w0')
-  assert not main._cluster_env_detected()
+  assert not main.cluster_env_detected()
   monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'w0,w1,w2,w3')
-  assert main._cluster_env_detected()
+  assert main.cluster_env_detected()
