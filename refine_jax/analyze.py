@@ -34,6 +34,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from refine_jax import metrics as metrics_lib
+
 SPECTRUM_FIG_IN, SPECTRUM_DPI = (12.0, 5.0), 100
 SWEEP_FIG_IN, SWEEP_DPI = (8.0, 5.0), 100
 SWEEP_DIR = re.compile(r'switch(?P<switch>[0-9.]+)_seed(?P<seed>-?\d+)$')
@@ -41,14 +43,6 @@ SWEEP_DIR = re.compile(r'switch(?P<switch>[0-9.]+)_seed(?P<seed>-?\d+)$')
 
 def _pixels(size_in, dpi) -> tuple[int, int]:
   return int(round(size_in[0] * dpi)), int(round(size_in[1] * dpi))
-
-
-def _write_json(path: str, obj: Any) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write('\n')
-  os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- checkpoints and features
@@ -198,7 +192,7 @@ def spectrum(workdir: str, examples: int, out_png: str) -> dict:
   w, h = plot_spectra(result, out_png)
   result['png'] = os.path.abspath(out_png)
   result['png_size'] = [w, h]
-  _write_json(os.path.splitext(out_png)[0] + '.json', result)
+  metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result
 
 
@@ -347,7 +341,7 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   result = {'workdir_root': os.path.abspath(workdir_root), 'metric': 'test error % = 100 * (1 - final_top1)',
             'points': stats, 'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
             'png': os.path.abspath(out_png), 'png_size': list(_pixels(SWEEP_FIG_IN, SWEEP_DPI))}
-  _write_json(os.path.splitext(out_png)[0] + '.json', result)
+  metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result
 
 

@@ -215,6 +215,17 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
   def vals(gs, phase, key):
     return [s[phase][key] for s in gs if s[phase] is not None]
 
+  def table(whens, columns, scale: float, digits: int) -> list[str]:
+    """One markdown table: a row per group, `columns` for each phase (before/after refinement)."""
+    head = ['group', 'n'] + [f'{when} {lab}' for when in whens for _, lab in columns]
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for gi, gs in enumerate(stats, 1):
+      cells = [f'G{gi}', str(len(gs))]
+      for phase in PHASES:
+        cells += [fmt(vals(gs, phase, k), scale, digits) for k, _ in columns]
+      out.append('| ' + ' | '.join(cells) + ' |')
+    return out + ['']
+
   L = ['# Refined data augmentation: report', '']
   L.append('Runs are grouped by config.json without `seed` and workdir-specific fields '
            f'({", ".join(sorted(IGNORED_FIELDS - {"seed"}))}). Cells are mean ± sample std (ddof=1) over the '
@@ -235,15 +246,7 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
   L.append('Values are test top-1 **accuracy in %** (error = 100 − accuracy). "before" = evaluations of the '
            '`augmented` phase (its end is the start of refinement); "after" = evaluations of the `refine` phase.')
   L.append('')
-  head = ['group', 'n'] + [f'{when} {lab}' for when in ('before', 'after') for _, lab in ACC_STATS]
-  L.append('| ' + ' | '.join(head) + ' |')
-  L.append('|' + '---|' * len(head))
-  for gi, gs in enumerate(stats, 1):
-    cells = [f'G{gi}', str(len(gs))]
-    for phase in PHASES:
-      cells += [fmt(vals(gs, phase, k), 100.0, 2) for k, _ in ACC_STATS]
-    L.append('| ' + ' | '.join(cells) + ' |')
-  L.append('')
+  L += table(('before', 'after'), ACC_STATS, 100.0, 2)
 
   L.append('## Training cross-entropy, clean vs augmented data (Table 2)')
   L.append('')
@@ -252,16 +255,7 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
            'In the refine phase "augmented" therefore means the refine phase\'s augmentation (usually standard '
            'crop/flip, no mixing), not the intensive augmentation of the first phase.')
   L.append('')
-  head = ['group', 'n'] + [f'{when} {lab}' for when in ('end of augmented', 'end of refinement')
-                           for _, lab in LOSS_STATS]
-  L.append('| ' + ' | '.join(head) + ' |')
-  L.append('|' + '---|' * len(head))
-  for gi, gs in enumerate(stats, 1):
-    cells = [f'G{gi}', str(len(gs))]
-    for phase in PHASES:
-      cells += [fmt(vals(gs, phase, k), 1.0, 4) for k, _ in LOSS_STATS]
-    L.append('| ' + ' | '.join(cells) + ' |')
-  L.append('')
+  L += table(('end of augmented', 'end of refinement'), LOSS_STATS, 1.0, 4)
 
   L.append('## Per run')
   L.append('')
