@@ -305,7 +305,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     host_cache[key] = list(batches)
     return host_cache[key]
 
-  def evaluate(state, phase: Phase, spec, step: int, aug_fn) -> dict:
+  def evaluate(state, phase: Phase, step: int, aug_fn) -> dict:
     def run(fn, batches, key=None):
       tot = None
       for i, b in enumerate(batches):
@@ -388,7 +388,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                     'train/images_per_s': ips})
               t_last, step_last = time.time(), step
           if step in eval_at:
-            row = evaluate(state, phase, spec, step, aug_fn)
+            row = evaluate(state, phase, step, aug_fn)
             writer.eval_row(row)
             logging.info('eval step %d (%s): test_top1 %.4f test_loss %.4f train_clean_loss %.4f '
                          'train_aug_loss %.4f', step, phase.name, row['test_top1'], row['test_loss'],

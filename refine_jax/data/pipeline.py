@@ -39,15 +39,18 @@ def _images_tensor(split: Split) -> tf.Tensor:
   return split._tf_images, split._tf_labels
 
 
-def _examples(split: Split, order_seed: int, indices: Optional[np.ndarray], count: int) -> tf.data.Dataset:
-  """{image, label} in the given order (memory) or the seed's stream order (streaming), `count` of them."""
+def _examples(split: Split, order_seed: int, count: int, *, shuffle: bool = False) -> tf.data.Dataset:
+  """The first `count` {image, label} of the split in order, or of its stream shuffled with a fixed-seed buffer.
+
+  (In-memory training epochs are ordered by `_memory_epochs` instead.)
+  """
   if split.images is not None:
     images, labels = _images_tensor(split)
-    idx = tf.data.Dataset.from_tensor_slices(indices[:count].astype(np.int64))
+    idx = tf.data.Dataset.range(count)
     return idx.map(lambda i: {'image': tf.gather(images, i), 'label': tf.gather(labels, i)},
                    num_parallel_calls=tf.data.AUTOTUNE)
   ds = split.stream(order_seed % (1 << 31))
-  if indices is not None:  # training: shuffle the stream with a fixed-seed buffer
+  if shuffle:
     ds = ds.shuffle(16384, seed=order_seed % (1 << 31), reshuffle_each_iteration=False)
   return ds.take(count)
 
@@ -110,7 +113,7 @@ def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: 
 def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int,
                   local_batch: int) -> tf.data.Dataset:
   es = epoch_seed(seed, epoch)
-  ds = tf.data.Dataset.zip((_examples(split, es, np.zeros(0), per_epoch), tf.data.Dataset.range(per_epoch)))
+  ds = tf.data.Dataset.zip((_examples(split, es, per_epoch, shuffle=True), tf.data.Dataset.range(per_epoch)))
   ds = ds.skip(skip * local_batch)
   return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'], 'pos': pos,
                                  'es': tf.constant(es, tf.int64)})
@@ -131,7 +134,7 @@ def eval_batches(split: Split, op: ops_lib.Op, *, local_batch: int, num_batches:
   """
   n = split.num_examples if count is None else min(count, split.num_examples)
   es = epoch_seed(aug_seed, _DIAG_EPOCH)
-  ds = tf.data.Dataset.zip((_examples(split, es, None if split.images is None else np.arange(n), n),
+  ds = tf.data.Dataset.zip((_examples(split, es, n),
                             tf.data.Dataset.range(n)))
 
   def prep(ex, pos):
