@@ -144,7 +144,7 @@ def extract_features(workdir: str, step: int, examples: int, *, config: Optional
 
   bs = int(batch_size or config.get('eval_batch_size') or 256)
   feats, labels = [], []
-  for b in pipeline.eval_batches(split, op, local_batch=bs, num_batches=math.ceil(n / bs), count=n):
+  for b in pipeline.eval_batches(split, op, batch=bs, count=n):
     keep = b['mask'] > 0
     f = np.asarray(feats_of(variables, normalize(b['image'], split.mean, split.std)))
     feats.append(f[keep])

@@ -30,13 +30,13 @@ _N = flags.DEFINE_integer('num', 8, 'Images per row.')
 def preview_rows(config, num: int) -> list[tuple[str, np.ndarray]]:
   """[(label, uint8 [num, H, W, 3])] for each phase: host-augmented, then mixed on device."""
   split = sources.load(config, config.train_split, train=True)
-  spe = max(split.num_examples // config.batch_size, 1)
+  spe = max(pipeline.steps_per_epoch(split, config.batch_size), 1)
   phases = config_lib.phase_table(config, spe)
   gamma, prob = schedules.mix_strength(phases, spe), schedules.mix_prob(phases, spe)
   rows = []
   for p in phases:
     op = ops_lib.build(p.cfg.pp, float(schedules.aug_prob(phases, spe)(p.start)), f'phases.{p.name}.pp')
-    batch = next(pipeline.train_batches(split, lambda e: op, local_batch=config.batch_size,
+    batch = next(pipeline.train_batches(split, lambda e: op, batch=config.batch_size,
                                         steps_per_epoch=spe, seed=config.seed, start_step=p.start))
     imgs = batch['image'][:num]
     rows.append((f'{p.name}: host "{p.cfg.pp}"', imgs))

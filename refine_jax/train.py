@@ -237,8 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   pidx, pcount = jax.process_index(), jax.process_count()
   train_split = sources.load(config, config.train_split, train=True, process_index=pidx, process_count=pcount)
   eval_split = sources.load(config, config.eval_split, train=False, process_index=pidx, process_count=pcount)
-  local_batch = config.batch_size // pcount
-  spe = train_split.num_examples // local_batch
+  spe = pipeline.steps_per_epoch(train_split, config.batch_size)
   if spe < 1:
     raise ConfigError('batch_size', f'{config.batch_size} is larger than the training split '
                       f'({train_split.num_examples_global} examples); allowed: at most that many')
@@ -279,13 +278,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   eval_at = set(config_lib.eval_steps(config, phases, spe))
   save_at = set(config_lib.checkpoint_steps(config, phases, spe))
-  eval_batches = pipeline.num_eval_batches(eval_split.num_examples_global, config.eval_batch_size, pcount)
   # The R̂ diagnostics use whole eval batches only: a padded row could become a real example's mixing partner.
-  diag_local = min(max(config.diag_examples // config.eval_batch_size, 1) * config.eval_batch_size // pcount,
-                   train_split.num_examples)
-  diag_batches = pipeline.num_eval_batches(diag_local * pcount, config.eval_batch_size, pcount)
+  diag_count = max(min(config.diag_examples, train_split.num_examples_global) // config.eval_batch_size,
+                   1) * config.eval_batch_size
   eval_op = ops_lib.build(config.pp_eval, 1.0, 'pp_eval')
-  local_eval_batch = config.eval_batch_size // pcount
+  # Which rows of each global batch this process feeds (make_array_from_process_local_data's order).
+  train_rows = pipeline.process_rows(data_sharding, config.batch_size)
+  eval_rows = pipeline.process_rows(data_sharding, config.eval_batch_size)
   eval_fn = jax.jit(functools.partial(eval_sums, env, None))
 
   # The eval and diagnostic inputs are the same at every eval (fixed examples and seeds): keep their host
@@ -293,12 +292,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   host_cache: dict[tuple, list] = {}
   cache_budget = [_EVAL_CACHE_BYTES]
 
-  def host_batches(key: tuple, split, op_fn, n_batches, count=None):
+  def host_batches(key: tuple, split, op_fn, count=None):
     if key in host_cache:
       return host_cache[key]
-    batches = pipeline.eval_batches(split, op_fn(), local_batch=local_eval_batch, num_batches=n_batches,
-                                    count=count, aug_seed=config.seed)
-    size = n_batches * local_eval_batch * int(np.prod(image_shape))
+    batches = pipeline.eval_batches(split, op_fn(), batch=config.eval_batch_size, rows=eval_rows, count=count,
+                                    aug_seed=config.seed)
+    size = (pipeline.num_eval_batches(split, config.eval_batch_size, count) * len(eval_rows)
+            * int(np.prod(image_shape)))
     if size > cache_budget[0]:
       return batches
     cache_budget[0] -= size
@@ -312,12 +312,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         s = fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
         tot = s if tot is None else jax.tree.map(jnp.add, tot, s)
       return jax.tree.map(float, jax.device_get(tot))
-    test = run(eval_fn, host_batches(('test',), eval_split, lambda: eval_op, eval_batches))
-    clean = run(eval_fn, host_batches(('clean',), train_split, lambda: eval_op, diag_batches, diag_local))
+    test = run(eval_fn, host_batches(('test',), eval_split, lambda: eval_op))
+    clean = run(eval_fn, host_batches(('clean',), train_split, lambda: eval_op, diag_count))
     prob = float(aug_prob_fn(step - 1))
     aug_batches = host_batches(('aug', phase.name, prob), train_split,
                                lambda: ops_lib.build(phase.cfg.pp, prob, f'phases.{phase.name}.pp'),
-                               diag_batches, diag_local)
+                               diag_count)
     aug = run(aug_fn, aug_batches, jax.random.fold_in(jax.random.PRNGKey(config.seed), -1 % (1 << 31)))
     return {'step': step, 'epoch': round(step / spe, 4), 'phase': phase.name, 'lr': float(lr_fn(step - 1)),
             'test_top1': test['top1'] / test['count'], 'test_top5': test['top5'] / test['count'],
@@ -360,9 +360,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             pp_cache[prob] = ops_lib.build(phase.cfg.pp, prob, f'phases.{phase.name}.pp')
           return pp_cache[prob]
 
-        batches = pipeline.train_batches(train_split, pp_for_epoch, local_batch=local_batch,
-                                         steps_per_epoch=spe, seed=config.seed, start_step=step,
-                                         process_index=pidx, process_count=pcount)
+        batches = pipeline.train_batches(train_split, pp_for_epoch, batch=config.batch_size, rows=train_rows,
+                                         steps_per_epoch=spe, seed=config.seed, start_step=step)
         pending: list[tuple[int, jax.Array]] = []
         t_last, step_last = time.time(), step
         while step < phase.end:

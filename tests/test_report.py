@@ -209,7 +209,7 @@ def test_spectrum(seed_runs, tmp_path):
   model = models.get_model(cfg['model'], 10, dtype=jnp.float32)
   from refine_jax.data import pipeline
   _, eval_op, _ = analyze.load_examples(cfg, 64)
-  batch = next(pipeline.eval_batches(split, eval_op, local_batch=64, num_batches=1, count=64))
+  batch = next(pipeline.eval_batches(split, eval_op, batch=64, count=64))
   logits = np.asarray(model.apply(variables, analyze.normalize(batch['image'], split.mean, split.std), train=False))
   fc = variables['params']['fc']
   np.testing.assert_allclose(feats[:64] @ np.asarray(fc['kernel']) + np.asarray(fc['bias']), logits,

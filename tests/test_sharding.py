@@ -29,36 +29,95 @@ def test_eight_devices_match_one_device_without_mixing(tmp_path):
       assert abs(b[k] - a[k]) <= 1 / 360 + 1e-9, (k, a[k], b[k])
 
 
+def _layouts(global_batch: int, process_count: int) -> list[np.ndarray]:
+  """Each process's rows of a global batch: contiguous blocks (GPU hosts), and interleaved (a mesh whose
+  device order alternates hosts), as make_array_from_process_local_data may ask for either."""
+  per = global_batch // process_count
+  contiguous = [np.arange(p * per, (p + 1) * per) for p in range(process_count)]
+  interleaved = [np.arange(p, global_batch, process_count) for p in range(process_count)]
+  return [contiguous, interleaved]
+
+
 @pytest.mark.parametrize('process_count', [1, 2, 3])
 @pytest.mark.parametrize('global_batch', [6, 48, 120, 1000])
 def test_eval_scores_every_example_exactly_once(process_count, global_batch):
-  """Each process's padded batches, masked, cover the split once; every process runs the same batch count."""
+  """In memory, the processes' masked rows cover the split once, each example at its global position, and
+  every process runs the same batch count."""
   c = digits_demo.get_config()
   if global_batch % process_count:
     pytest.skip('batch not divisible by process count')
   op = ops.build('', 1.0)
-  seen = collections.Counter()
-  n_batches = pipeline.num_eval_batches(360, global_batch, process_count)
-  for pid in range(process_count):
-    split = sources.load(c, 'test', train=False, process_index=pid, process_count=process_count)
-    got = list(pipeline.eval_batches(split, op, local_batch=global_batch // process_count,
-                                     num_batches=n_batches))
-    assert len(got) == n_batches
-    for b in got:
-      assert b['image'].shape[0] == global_batch // process_count
-      for img, m in zip(b['image'], b['mask']):
-        if m:
-          seen[img.tobytes()] += 1
-  full = sources.load(c, 'test', train=False)
-  want = collections.Counter(img.tobytes() for img in full.images)
-  assert seen == want and sum(seen.values()) == 360
+  split = sources.load(c, 'test', train=False, process_index=0, process_count=process_count)
+  assert split.num_examples == 360  # in memory: every process holds the whole split
+  n_batches = pipeline.num_eval_batches(split, global_batch)
+  assert n_batches == -(-360 // global_batch)
+  for layout in _layouts(global_batch, process_count):
+    seen = collections.Counter()
+    for rows in layout:
+      got = list(pipeline.eval_batches(split, op, batch=global_batch, rows=rows))
+      assert len(got) == n_batches
+      for j, b in enumerate(got):
+        assert b['image'].shape[0] == len(rows)
+        for r, img, label, m in zip(rows, b['image'], b['label'], b['mask']):
+          i = j * global_batch + r
+          assert m == (i < 360)
+          if m:
+            np.testing.assert_array_equal(img, split.images[i])
+            assert label == split.labels[i]
+            seen[i] += 1
+          else:
+            assert not img.any() and label == 0
+    assert seen == collections.Counter(range(360))
+
+
+def test_global_batches_do_not_depend_on_process_count():
+  """Assembling the N processes' local batches at their rows gives, step for step, the single-process global
+  batch — the same examples augmented the same way — across an epoch boundary and from a resumed start."""
+  c = digits_demo.get_config()
+  split = sources.load(c, 'train[:256]', train=True)
+  op = ops.build('pad_crop(16,2)|flip_lr|cutout(4)', 1.0)
+  batch = 24
+  spe = pipeline.steps_per_epoch(split, batch)  # 10: an epoch drops 16 examples
+  steps = 2 * spe + 3
+
+  def global_batches(layout, start=0):
+    its = [pipeline.train_batches(split, lambda e: op, batch=batch, rows=rows, steps_per_epoch=spe, seed=5,
+                                  start_step=start) for rows in layout]
+    out = []
+    for _ in range(start, steps):
+      g = {k: np.zeros((batch,) + v.shape[1:], v.dtype) for k, v in
+           (('image', split.images), ('label', split.labels))}
+      for rows, it in zip(layout, its):
+        b = next(it)
+        for k in g:
+          g[k][rows] = b[k]
+      out.append(g)
+    return out
+
+  one = global_batches(_layouts(batch, 1)[0])
+  for n in (2, 3):
+    for layout in _layouts(batch, n):
+      for start in (0, spe + 4):
+        for want, got in zip(one[start:], global_batches(layout, start)):
+          np.testing.assert_array_equal(got['label'], want['label'])
+          np.testing.assert_array_equal(got['image'], want['image'])
+
+
+def test_process_rows_follow_the_sharding():
+  import jax
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  mesh = Mesh(np.array(jax.devices()), ('data',))
+  rows = pipeline.process_rows(NamedSharding(mesh, P('data')), 8 * jax.device_count())
+  np.testing.assert_array_equal(rows, np.arange(8 * jax.device_count()))  # one process holds every row
+  rows = pipeline.process_rows(NamedSharding(mesh, P()), 16)  # replicated: every row, once
+  np.testing.assert_array_equal(rows, np.arange(16))
 
 
 def test_train_order_is_a_pure_function_of_seed_and_epoch():
   c = digits_demo.get_config()
   split = sources.load(c, 'train', train=True)
   op = ops.build('pad_crop(16,2)')
-  kw = dict(local_batch=32, steps_per_epoch=44, seed=3)
+  kw = dict(batch=32, steps_per_epoch=44, seed=3)
   a = pipeline.train_batches(split, lambda e: op, start_step=0, **kw)
   first = [next(a) for _ in range(50)]
   b = pipeline.train_batches(split, lambda e: op, start_step=47, **kw)  # epoch 1, batch 3

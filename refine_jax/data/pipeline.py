@@ -2,7 +2,9 @@
 
 The order of epoch `e` and the augmentation of the example at position `i` of that epoch are pure functions of
 (seed, e, i), so a run restored at step s rebuilds the exact stream by starting at epoch s // steps_per_epoch
-and skipping s % steps_per_epoch batches. Nothing is carried in iterator state.
+and skipping s % steps_per_epoch batches. Nothing is carried in iterator state. In-memory splits are held
+whole by every process, which feeds its own rows of each global batch: the run is the same on 1 or N
+processes. Streamed splits (ImageNet-scale) are read in disjoint per-process parts.
 """
 from __future__ import annotations
 
@@ -39,44 +41,54 @@ def _images_tensor(split: Split) -> tf.Tensor:
   return split._tf_images, split._tf_labels
 
 
-def _examples(split: Split, order_seed: int, count: int, *, shuffle: bool = False) -> tf.data.Dataset:
-  """The first `count` {image, label} of the split in order, or of its stream shuffled with a fixed-seed buffer.
+def process_rows(sharding, global_batch: int) -> np.ndarray:
+  """The rows of a global batch that this process's devices hold, in the order
+  `jax.make_array_from_process_local_data` reads them from the local batch (sorted global rows).
 
-  (In-memory training epochs are ordered by `_memory_epochs` instead.)
-  """
-  if split.images is not None:
-    images, labels = _images_tensor(split)
-    idx = tf.data.Dataset.range(count)
-    return idx.map(lambda i: {'image': tf.gather(images, i), 'label': tf.gather(labels, i)},
-                   num_parallel_calls=tf.data.AUTOTUNE)
+  Feeding in-memory data by global row makes every global batch, and so the run, the same whatever the
+  number of processes."""
+  idx = sharding.addressable_devices_indices_map((global_batch,))
+  return np.array(sorted({r for s in idx.values() for r in range(*s[0].indices(global_batch))}), np.int64)
+
+
+def _all_rows(rows: Optional[np.ndarray], batch: int) -> np.ndarray:
+  return np.arange(batch, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+
+
+def _stream_examples(split: Split, order_seed: int, count: int, *, shuffle: bool) -> tf.data.Dataset:
+  """The first `count` {image, label} of this process's stream, in order or shuffled with a fixed seed."""
   ds = split.stream(order_seed % (1 << 31))
   if shuffle:
     ds = ds.shuffle(16384, seed=order_seed % (1 << 31), reshuffle_each_iteration=False)
   return ds.take(count)
 
 
-def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, local_batch: int,
-                  steps_per_epoch: int, seed: int, start_step: int, process_index: int = 0,
-                  process_count: int = 1) -> Iterator[Batch]:
-  """Local training batches from global step `start_step` on, epoch after epoch, forever.
+def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, batch: int,
+                  steps_per_epoch: int, seed: int, start_step: int,
+                  rows: Optional[np.ndarray] = None) -> Iterator[Batch]:
+  """This process's rows (`rows`, default all) of the global training batches from step `start_step` on,
+  epoch after epoch, forever.
 
-  `pp_for_epoch(e)` gives the host op of epoch e (it carries the per-epoch augmentation probability). For
-  in-memory splits, consecutive epochs with the same op share one tf.data pipeline (tracing AutoAugment's graph
-  costs seconds, the epoch's work a fraction of that on small data); a new op starts a new pipeline.
+  In memory, epoch e is one permutation of the whole split (rng [seed, e]) cut into global batches of `batch`,
+  and the example at global position i of the epoch is augmented with seed [epoch_seed, i]: batches do not
+  depend on the process count. Streamed splits (too large for memory) shuffle each process's own part, so
+  their order does depend on it. `pp_for_epoch(e)` gives the host op of epoch e (it carries the per-epoch
+  augmentation probability); in memory, consecutive epochs with the same op share one tf.data pipeline
+  (tracing AutoAugment's graph costs seconds, the epoch's work a fraction of that on small data).
   """
+  rows = _all_rows(rows, batch)
+  local_batch = len(rows)
   epoch, skip = divmod(start_step, steps_per_epoch)
-  per_epoch = steps_per_epoch * local_batch
   while True:
     op = pp_for_epoch(epoch)
     if split.images is None:
-      ds, epochs_done = _stream_epoch(split, seed, epoch, skip, per_epoch, local_batch), [epoch]
+      ds, epochs_done = _stream_epoch(split, seed, epoch, skip, steps_per_epoch * local_batch,
+                                      local_batch), [epoch]
     else:
-      ds, epochs_done = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, per_epoch, local_batch,
-                                       process_index)
+      ds, epochs_done = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, steps_per_epoch, batch, rows)
 
     def prep(ex, op=op):
-      s = tf.stack([ex['es'], ex['pos'] * process_count + process_index])
-      return {'image': op(ex['image'], s), 'label': ex['label']}
+      return {'image': op(ex['image'], tf.stack([ex['es'], ex['pos']])), 'label': ex['label']}
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
@@ -84,8 +96,8 @@ def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, lo
     epoch, skip = epochs_done[-1] + 1, 0
 
 
-def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: int, per_epoch: int,
-                   local_batch: int, process_index: int) -> tuple[tf.data.Dataset, list[int]]:
+def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: int, steps_per_epoch: int,
+                   batch: int, rows: np.ndarray) -> tuple[tf.data.Dataset, list[int]]:
   """Examples of epochs first, first+1, ... while `pp_for_epoch` keeps returning `op`; the list it returns
   fills with the epochs actually produced."""
   images, labels = _images_tensor(split)
@@ -94,11 +106,11 @@ def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: 
   def epochs():
     e = first
     while pp_for_epoch(e) is op:
-      perm = np.random.default_rng([seed & 0xFFFFFFFF, e, process_index]).permutation(split.num_examples)
-      start = skip * local_batch if e == first else 0
+      perm = np.random.default_rng([seed & 0xFFFFFFFF, e]).permutation(split.num_examples)
+      steps = np.arange(skip if e == first else 0, steps_per_epoch, dtype=np.int64)
+      pos = (steps[:, None] * batch + rows[None, :]).reshape(-1)
       done.append(e)
-      yield (perm[start:per_epoch].astype(np.int64), np.arange(start, per_epoch, dtype=np.int64),
-             np.int64(epoch_seed(seed, e)))
+      yield perm[pos].astype(np.int64), pos, np.int64(epoch_seed(seed, e))
       e += 1
 
   spec = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
@@ -113,34 +125,70 @@ def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: 
 def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int,
                   local_batch: int) -> tf.data.Dataset:
   es = epoch_seed(seed, epoch)
-  ds = tf.data.Dataset.zip((_examples(split, es, per_epoch, shuffle=True), tf.data.Dataset.range(per_epoch)))
+  ds = tf.data.Dataset.zip((_stream_examples(split, es, per_epoch, shuffle=True),
+                            tf.data.Dataset.range(per_epoch)))
   ds = ds.skip(skip * local_batch)
-  return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'], 'pos': pos,
+  # Positions interleave the processes' parts so that no two examples share an augmentation seed.
+  return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'],
+                                 'pos': pos * split.process_count + split.process_index,
                                  'es': tf.constant(es, tf.int64)})
 
 
-def num_eval_batches(num_examples_global: int, global_batch: int, process_count: int) -> int:
-  """Batches every process runs so that the largest process part is covered (others pad)."""
-  largest = math.ceil(num_examples_global / process_count)
-  return max(1, math.ceil(largest / (global_batch // process_count)))
+def steps_per_epoch(split: Split, batch: int) -> int:
+  """Whole global batches in one pass over the split (the remainder is dropped each epoch)."""
+  return split.num_examples_global // batch
 
 
-def eval_batches(split: Split, op: ops_lib.Op, *, local_batch: int, num_batches: int,
+def num_eval_batches(split: Split, batch: int, count: Optional[int] = None) -> int:
+  """Batches every process runs to cover the split's first `count` (default all) examples once.
+
+  In memory, global batch j holds examples [j * batch, (j + 1) * batch); streamed, each process covers the
+  first count / process_count examples of its own part and pads to the largest part."""
+  n = split.num_examples_global if count is None else min(count, split.num_examples_global)
+  if split.images is not None:
+    return max(1, math.ceil(n / batch))
+  largest = math.ceil(n / split.process_count)
+  return max(1, math.ceil(largest / (batch // split.process_count)))
+
+
+def eval_batches(split: Split, op: ops_lib.Op, *, batch: int, rows: Optional[np.ndarray] = None,
                  count: Optional[int] = None, aug_seed: int = 0) -> Iterator[Batch]:
-  """Every example of `split` (or its first `count`) exactly once, in order, padded with mask=0.
+  """This process's rows of global batches that hold every example of `split` (or its first `count`) exactly
+  once, in order, padded with mask=0 (zero images, label 0); `num_eval_batches` of them.
 
-  `aug_seed` fixes the randomness of `op`, so a random augmentation (the R̂aug diagnostic) is the same at
-  every evaluation.
+  `aug_seed` fixes the randomness of `op` (keyed by the example's position), so a random augmentation (the
+  R̂aug diagnostic) is the same at every evaluation and for every process count.
   """
-  n = split.num_examples if count is None else min(count, split.num_examples)
+  rows = _all_rows(rows, batch)
+  local_batch = len(rows)
+  num_batches = num_eval_batches(split, batch, count)
   es = epoch_seed(aug_seed, _DIAG_EPOCH)
-  ds = tf.data.Dataset.zip((_examples(split, es, n),
-                            tf.data.Dataset.range(n)))
+  if split.images is not None:
+    n = split.num_examples if count is None else min(count, split.num_examples)
+    images, labels = _images_tensor(split)
+    pos = (np.arange(num_batches, dtype=np.int64)[:, None] * batch + rows[None, :]).reshape(-1)
+    ds = tf.data.Dataset.from_tensor_slices(pos).map(
+        lambda i: {'image': tf.gather(images, tf.minimum(i, n - 1)), 'label': tf.gather(labels, tf.minimum(i, n - 1)),
+                   'pos': i, 'mask': tf.cast(i < n, tf.float32)}, num_parallel_calls=tf.data.AUTOTUNE)
 
-  def prep(ex, pos):
+    def prep(ex):
+      img = op(ex['image'], tf.stack([tf.constant(es, tf.int64), ex['pos']]))
+      keep = ex['mask'] > 0
+      return {'image': tf.where(keep, img, tf.zeros_like(img)),
+              'label': tf.where(keep, ex['label'], tf.zeros_like(ex['label'])), 'mask': ex['mask']}
+
+    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(local_batch).prefetch(tf.data.AUTOTUNE).with_options(_options())
+    yield from ds.as_numpy_iterator()
+    return
+  n = split.num_examples if count is None else min(count // split.process_count, split.num_examples)
+  ds = tf.data.Dataset.zip((_stream_examples(split, es, n, shuffle=False), tf.data.Dataset.range(n)))
+
+  def prep_stream(ex, pos):
+    pos = pos * split.process_count + split.process_index
     return {'image': op(ex['image'], tf.stack([tf.constant(es, tf.int64), pos])), 'label': ex['label']}
 
-  ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(prep_stream, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(local_batch).prefetch(tf.data.AUTOTUNE).with_options(_options())
   produced, template = 0, None
   for b in ds.as_numpy_iterator():
@@ -151,8 +199,7 @@ def eval_batches(split: Split, op: ops_lib.Op, *, local_batch: int, num_batches:
     produced += 1
     yield b
   if template is None:  # this process holds no example: shape the padding from the op's output
-    img = op(tf.zeros_like(split.images[0]) if split.images is not None else tf.zeros([8, 8, 3], tf.uint8),
-             tf.constant([0, 0], tf.int64)).numpy()
+    img = op(tf.zeros([8, 8, 3], tf.uint8), tf.constant([0, 0], tf.int64)).numpy()
     template = {'image': np.zeros((local_batch,) + img.shape, img.dtype),
                 'label': np.zeros(local_batch, np.int32)}
   for _ in range(produced, num_batches):

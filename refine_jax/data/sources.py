@@ -1,8 +1,9 @@
 """Data sources: TFDS by name, and the embedded `digits` set, as this process's part of a split.
 
-A source hands the pipeline the examples of one split that belong to this process, in a fixed order, plus the
-facts the trainer needs (class count, normalisation). Small splits are held in memory as uint8 arrays (CIFAR-10
-train is 150 MB), so an epoch's order is an index permutation; large ones (ImageNet) stream from TFDS.
+A source hands the pipeline the examples of one split in a fixed order, plus the facts the trainer needs (class
+count, normalisation). Small splits are held in memory as uint8 arrays (CIFAR-10 train is 150 MB) — whole, in
+every process, so an epoch's order is one global index permutation and the run does not depend on the process
+count; large ones (ImageNet) stream from TFDS, each process reading its own disjoint part.
 """
 from __future__ import annotations
 
@@ -27,19 +28,21 @@ _IN_MEMORY_MAX_BYTES = 4 << 30
 
 @dataclasses.dataclass
 class Split:
-  """This process's examples of one split.
+  """One split as this process sees it.
 
-  Either `images`/`labels` (in memory, uint8 NHWC) or `stream` (a function of a shuffle seed returning a
-  tf.data of {image, label} for this process, in a seed-determined order).
+  Either `images`/`labels` (in memory, uint8 NHWC: the whole split, in every process) or `stream` (a function
+  of a shuffle seed returning a tf.data of {image, label} of this process's part, in a seed-determined order).
   """
-  num_examples: int            # examples of this process
-  num_examples_global: int     # examples of the whole split, all processes
+  num_examples: int            # examples this process holds (the whole split when in memory)
+  num_examples_global: int     # examples of the whole split
   num_classes: int
   mean: tuple[float, ...]
   std: tuple[float, ...]
   images: Optional[np.ndarray] = None
   labels: Optional[np.ndarray] = None
   stream: Optional[Callable[[int], tf.data.Dataset]] = None
+  process_index: int = 0       # whose part `stream` reads
+  process_count: int = 1
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -94,13 +97,12 @@ def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(config, split: str, *, train: bool, process_index: int = 0, process_count: int = 1) -> Split:
-  """This process's part of `split` of `config.dataset`."""
+  """`split` of `config.dataset`: whole if it fits in memory, else this process's part as a stream."""
   name = config.dataset
   mean, std = _MEAN_STD.get(name, _MEAN_STD['imagenet'])
   if name == 'digits':
     images, labels = _digits(split, config.image_size)
-    a, b = _process_range(len(labels), process_index, process_count, train)
-    return Split(b - a, len(labels), 10, mean, std, images=images[a:b], labels=labels[a:b])
+    return Split(len(labels), len(labels), 10, mean, std, images=images, labels=labels)
   if name == 'image_folder':
     return _load_image_folder(config, split, train=train, process_index=process_index,
                               process_count=process_count)
@@ -129,12 +131,12 @@ def _load_tfds(config, split: str, *, train: bool, process_index: int, process_c
   shape = info.features['image'].shape
   fixed = all(s is not None for s in shape)
   if fixed and n_global * int(np.prod(shape)) <= _IN_MEMORY_MAX_BYTES:
-    ds = builder.as_dataset(split=local_split, shuffle_files=False, batch_size=4096)
+    ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=4096)
     images, labels = [], []
     for ex in tfds.as_numpy(ds):
       images.append(ex['image'])
       labels.append(ex['label'])
-    return Split(b - a, n_global, num_classes, mean, std,
+    return Split(n_global, n_global, num_classes, mean, std,
                  images=np.concatenate(images), labels=np.concatenate(labels).astype(np.int32))
 
   def stream(seed: int) -> tf.data.Dataset:
@@ -142,7 +144,8 @@ def _load_tfds(config, split: str, *, train: bool, process_index: int, process_c
     ds = builder.as_dataset(split=local_split, shuffle_files=train, read_config=read,
                             decoders={'image': tfds.decode.SkipDecoding()})
     return ds.map(lambda ex: {'image': ex['image'], 'label': tf.cast(ex['label'], tf.int32)})
-  return Split(b - a, n_global, num_classes, mean, std, stream=stream)
+  return Split(b - a, n_global, num_classes, mean, std, stream=stream, process_index=process_index,
+               process_count=process_count)
 
 
 _IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -213,6 +216,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     return ds.map(lambda p, l: {'image': tf.io.decode_image(tf.io.read_file(p), channels=3,
                                                             expand_animations=False), 'label': l},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  split_obj = Split(b - a, len(paths), len(classes), mean, std, stream=stream)
+  split_obj = Split(b - a, len(paths), len(classes), mean, std, stream=stream, process_index=process_index,
+                    process_count=process_count)
   split_obj.skipped_corrupt = len(bad)
   return split_obj
