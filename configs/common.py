@@ -9,7 +9,7 @@ import ml_collections
 from ml_collections import config_dict
 
 CIFAR_PP = 'pad_crop(32,4)|flip_lr'
-IMAGENET_PP = 'decode|inception_crop(224)|flip_lr'
+IMAGENET_PP = 'inception_crop(224)|flip_lr'  # decodes only the crop window of each JPEG
 IMAGENET_PP_EVAL = 'decode|resize_small(256)|center_crop(224)'
 
 

@@ -83,6 +83,6 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
         if m:
           seen[(int(label), img.tobytes())] += 1
   full = sources.load(cfg, 'val', train=False)
-  want = collections.Counter((int(b['label']), b['image'].tobytes()) for b in
-                             pipeline._stream_examples(full, 0, 21, shuffle=False).as_numpy_iterator())
+  want = collections.Counter((int(b['label']), op(b['image'], None).numpy().tobytes()) for b in
+                             pipeline._stream_examples(full, 0, 21, shuffle=False))
   assert len(counts) == 1 and seen == want and sum(seen.values()) == 21

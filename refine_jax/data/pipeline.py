@@ -58,7 +58,7 @@ def _all_rows(rows: Optional[np.ndarray], batch: int) -> np.ndarray:
 def _stream_examples(split: Split, order_seed: int, count: int, *, shuffle: bool) -> tf.data.Dataset:
   """The first `count` {image, label} of this process's stream, in order or shuffled with a fixed seed."""
   ds = split.stream(order_seed % (1 << 31))
-  if shuffle:
+  if shuffle and not split.stream_shuffled:
     ds = ds.shuffle(16384, seed=order_seed % (1 << 31), reshuffle_each_iteration=False)
   return ds.take(count)
 

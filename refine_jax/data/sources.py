@@ -43,6 +43,7 @@ class Split:
   stream: Optional[Callable[[int], tf.data.Dataset]] = None
   process_index: int = 0       # whose part `stream` reads
   process_count: int = 1
+  stream_shuffled: bool = False  # `stream` already shuffles example by example (no buffer shuffle needed)
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -213,10 +214,10 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     ds = tf.data.Dataset.from_tensor_slices((local_paths, local_labels))
     if train:
       ds = ds.shuffle(len(local_paths), seed=seed, reshuffle_each_iteration=False)
-    return ds.map(lambda p, l: {'image': tf.io.decode_image(tf.io.read_file(p), channels=3,
-                                                            expand_animations=False), 'label': l},
+    # Encoded bytes: the preprocessing decodes (only the crop window of a JPEG for inception_crop).
+    return ds.map(lambda p, l: {'image': tf.io.read_file(p), 'label': l},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   split_obj = Split(b - a, len(paths), len(classes), mean, std, stream=stream, process_index=process_index,
-                    process_count=process_count)
+                    process_count=process_count, stream_shuffled=train)
   split_obj.skipped_corrupt = len(bad)
   return split_obj

@@ -1,0 +1,102 @@
+"""The PyTorch side of bench/bench_input.py: a DataLoader with torchvision transforms, timed the same way.
+
+Runs in the separate bench environment (torch + torchvision, no JAX/TF); bench/bench_input.py calls it as a
+subprocess and prints both sides in one table. By hand:
+
+    BENCH_PY -m bench.torch_input --npz=bench/out/cifar_train.npz --pipeline=autoaugment --images=20000
+    BENCH_PY -m bench.torch_input --folder=bench/out/jpegs --pipeline=rrc --images=2000
+
+Prints one JSON line: {"images_per_s": ..., "workers": ..., "torch": ..., "torchvision": ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torchvision
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+
+class Cutout:
+  """DeVries & Taylor's Cutout on a uint8 CHW tensor: a size x size square of grey (128) centred at a uniform
+  pixel, clipped at the border (the same op as refine_jax's `cutout(size)`)."""
+
+  def __init__(self, size: int):
+    self.size = size
+
+  def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+    y0, y1 = max(cy - self.size // 2, 0), min(cy + self.size // 2, h)
+    x0, x1 = max(cx - self.size // 2, 0), min(cx + self.size // 2, w)
+    img = img.clone()
+    img[..., y0:y1, x0:x1] = 128
+    return img
+
+
+PIPELINES = {
+    # Both end in uint8 tensors, as refine_jax's host pipeline does (normalisation happens on device).
+    'standard': lambda: T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.PILToTensor()]),
+    'autoaugment': lambda: T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
+                                      T.AutoAugment(T.AutoAugmentPolicy.CIFAR10), T.PILToTensor(), Cutout(16)]),
+    'rrc': lambda: T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.PILToTensor()]),
+}
+
+
+class ArrayImages(Dataset):
+  """uint8 NHWC images in memory, handed to the transforms as PIL images (what torchvision's CIFAR10 does)."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+    self.images, self.labels, self.transform = images, labels, transform
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, i: int):
+    from PIL import Image
+    return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def images_per_s(ds: Dataset, n: int, batch: int, workers: int) -> float:
+  loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                      persistent_workers=False, prefetch_factor=4 if workers else None)
+  it = iter(loader)
+  next(it)  # start-up (worker processes) is not throughput
+  steps = n // batch
+  t = time.perf_counter()
+  for _ in range(steps):
+    try:
+      next(it)
+    except StopIteration:
+      it = iter(loader)
+      next(it)
+  return steps * batch / (time.perf_counter() - t)
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser()
+  ap.add_argument('--npz', help='uint8 images/labels (CIFAR-style pipelines)')
+  ap.add_argument('--folder', help='ROOT/CLASS/*.jpg (the rrc pipeline)')
+  ap.add_argument('--pipeline', choices=sorted(PIPELINES), required=True)
+  ap.add_argument('--images', type=int, default=20000)
+  ap.add_argument('--batch', type=int, default=128)
+  ap.add_argument('--workers', type=int, default=os.cpu_count())
+  a = ap.parse_args()
+  transform = PIPELINES[a.pipeline]()
+  if a.folder:
+    ds = torchvision.datasets.ImageFolder(a.folder, transform=transform)
+  else:
+    d = np.load(a.npz)
+    ds = ArrayImages(d['images'], d['labels'], transform)
+  v = images_per_s(ds, a.images, a.batch, a.workers)
+  print(json.dumps({'images_per_s': v, 'workers': a.workers, 'torch': torch.__version__,
+                    'torchvision': torchvision.__version__}))
+
+
+if __name__ == '__main__':
+  main()
