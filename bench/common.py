@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import subprocess
 import sys
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'RESULTS.md')
+_LOAD_AT_START = os.getloadavg()[0]  # read when a benchmark imports this module, before it measures
 
 
 def machine() -> str:
@@ -33,8 +33,8 @@ def versions(*mods: str) -> str:
 def append(title: str, table: str, mods: tuple[str, ...]) -> None:
   """Appends a dated section with the exact command, the machine and versions."""
   cmd = 'python ' + ' '.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
-  load = os.getloadavg()[0]
+  start, end = _LOAD_AT_START, os.getloadavg()[0]
   with open(RESULTS, 'a') as f:
     f.write(f'\n## {title} — {datetime.date.today().isoformat()}\n\n'
-            f'- command: `{cmd}`\n- machine: {machine()} (load average at start {load:.1f})\n'
+            f'- command: `{cmd}`\n- machine: {machine()} (1-min load average {start:.1f} at the start, {end:.1f} at the end)\n'
             f'- versions: {versions(*mods)}\n\n{table}\n')

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shlex
 import subprocess
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -49,14 +48,18 @@ def _pixels(size_in, dpi) -> tuple[int, int]:
 
 
 def read_config(workdir: str) -> dict:
-  with open(os.path.join(workdir, 'config.json')) as f:
-    return json.load(f)
+  from refine_jax import metrics as metrics_lib
+  config = metrics_lib.read_json(os.path.join(workdir, 'config.json'))
+  if config is None:
+    raise FileNotFoundError(f'no config.json under {workdir}')
+  return config
 
 
 def _manager(workdir: str):
   import orbax.checkpoint as ocp
-  d = os.path.join(os.path.abspath(workdir), 'checkpoints')
-  if not os.path.isdir(d):
+  from etils import epath
+  d = os.path.join(workdir if '://' in workdir else os.path.abspath(workdir), 'checkpoints')
+  if not epath.Path(d).is_dir():
     raise FileNotFoundError(f'no checkpoints directory under {workdir}')
   opts = ocp.CheckpointManagerOptions(read_only=True, create=False)
   return ocp.CheckpointManager(d, options=opts, item_names=('state', 'meta'))

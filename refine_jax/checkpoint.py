@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as pp
 from absl import logging
 
@@ -23,7 +24,8 @@ class Checkpoints:
                read_only: bool = False):
     """Keeps the newest `max_to_keep` checkpoints plus those at `keep_steps` (the phase boundaries, which the
     analyses of the augmented model need long after the run moved on)."""
-    self.directory = os.path.abspath(directory)
+    # Local paths absolute (Orbax wants them so); remote ones (gs://...) as given.
+    self.directory = directory if '://' in directory else os.path.abspath(directory)
     self._read_only = read_only
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
@@ -61,12 +63,12 @@ class Checkpoints:
                         step, self.directory, type(e).__name__, str(e)[:300])
         unreadable.append(step)
     if unreadable and not self._read_only and jax.process_index() == 0:
-      aside = f'{self.directory}_unreadable'
-      os.makedirs(aside, exist_ok=True)
+      aside = epath.Path(f'{self.directory}_unreadable')
+      aside.mkdir(parents=True, exist_ok=True)
       for step in unreadable:
-        dst = os.path.join(aside, f'{step}.{int(time.time())}')
+        dst = aside / f'{step}.{int(time.time())}'
         logging.warning('Moving the unreadable checkpoint at step %d to %s.', step, dst)
-        os.replace(os.path.join(self.directory, str(step)), dst)
+        (epath.Path(self.directory) / str(step)).rename(dst)
       self._mngr.reload()
     return got
 

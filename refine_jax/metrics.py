@@ -1,15 +1,18 @@
 """Metric files of a workdir: metrics.jsonl (one object per eval), summary.json, TensorBoard.
 
 Only process 0 writes. Rewrites go through a temporary file and a rename, so a kill never leaves a torn file.
+Paths go through etils.epath, so a workdir may be local or on a remote filesystem (gs://...) alike.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from typing import Any, Iterable, Optional
 
 import jax
+from etils import epath
 
 METRICS = 'metrics.jsonl'
 SUMMARY = 'summary.json'
@@ -19,19 +22,35 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+def is_local(path: str) -> bool:
+  """False for URLs of remote filesystems (gs://bucket/..., s3://...)."""
+  return re.match(r'^[A-Za-z][A-Za-z0-9+.-]*://', os.fspath(path)) is None
+
+
+def _write_atomic(path: str, text: str) -> None:
+  """Writes a sibling temporary file, then renames it over `path` (on object stores the new object appears
+  whole or not at all)."""
+  p = epath.Path(path)
+  tmp = p.parent / f'{p.name}.tmp{os.getpid()}'
+  tmp.write_text(text)
+  tmp.replace(p)
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write('\n')
-  os.replace(tmp, path)
+  _write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+
+
+def read_json(path: str) -> Optional[Any]:
+  p = epath.Path(path)
+  return json.loads(p.read_text()) if p.exists() else None
 
 
 def read_jsonl(path: str) -> list[dict]:
-  if not os.path.exists(path):
+  p = epath.Path(path)
+  if not p.exists():
     return []
   out = []
-  with open(path) as f:
+  with p.open() as f:
     for line in f:
       line = line.strip()
       if line:
@@ -43,27 +62,27 @@ def read_jsonl(path: str) -> list[dict]:
 
 
 def append_jsonl(path: str, row: dict) -> None:
-  with open(path, 'a') as f:
-    f.write(json.dumps(row, sort_keys=True) + '\n')
-    f.flush()
-    os.fsync(f.fileno())
+  line = json.dumps(row, sort_keys=True) + '\n'
+  if is_local(path):
+    with open(path, 'a') as f:
+      f.write(line)
+      f.flush()
+      os.fsync(f.fileno())
+  else:  # object stores cannot append: rewrite the (small) file whole
+    p = epath.Path(path)
+    _write_atomic(path, (p.read_text() if p.exists() else '') + line)
 
 
 def truncate_after(path: str, step: int) -> None:
   """Drops rows logged after `step` (a run resumed at `step` logs them again, identically)."""
   rows = read_jsonl(path)
   keep = [r for r in rows if r['step'] <= step]
-  if len(keep) != len(rows) or (os.path.exists(path) and _has_torn_tail(path)):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-      for r in keep:
-        f.write(json.dumps(r, sort_keys=True) + '\n')
-    os.replace(tmp, path)
+  if len(keep) != len(rows) or (epath.Path(path).exists() and _has_torn_tail(path)):
+    _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in keep))
 
 
 def _has_torn_tail(path: str) -> bool:
-  with open(path, 'rb') as f:
-    data = f.read()
+  data = epath.Path(path).read_bytes()
   return bool(data) and not data.endswith(b'\n')
 
 
@@ -121,8 +140,4 @@ class Writer:
 
 
 def load_summary(workdir: str) -> Optional[dict]:
-  p = os.path.join(workdir, SUMMARY)
-  if not os.path.exists(p):
-    return None
-  with open(p) as f:
-    return json.load(f)
+  return read_json(os.path.join(workdir, SUMMARY))

@@ -17,7 +17,6 @@ paths and checkpoint cadence) form one group; a group of n > 1 runs shows mean Â
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -42,13 +41,10 @@ LOSS_STATS = (('train_clean_loss', 'clean CE'), ('train_aug_loss', 'augmented CE
 
 def load_run(workdir: str) -> dict:
   """config.json + metrics.jsonl (+ summary.json if present) of one workdir."""
-  cfg_path = os.path.join(workdir, 'config.json')
-  config = {}
-  if os.path.exists(cfg_path):
-    with open(cfg_path) as f:
-      config = json.load(f)
+  config = metrics_lib.read_json(os.path.join(workdir, 'config.json')) or {}
   rows = metrics_lib.read_jsonl(os.path.join(workdir, metrics_lib.METRICS))
-  return {'workdir': os.path.abspath(workdir), 'config': config, 'rows': rows,
+  name = os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir
+  return {'workdir': name, 'config': config, 'rows': rows,
           'summary': metrics_lib.load_summary(workdir)}
 
 
@@ -294,9 +290,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   ap.add_argument('workdirs', nargs='+', help='run workdirs (config.json, metrics.jsonl)')
   ap.add_argument('--out', default=None, help='output directory (default: the first workdir)')
   a = ap.parse_args(argv)
-  missing = [w for w in a.workdirs if not os.path.isdir(w)]
+  from etils import epath
+  missing = [w for w in a.workdirs if not epath.Path(w).is_dir()]
   if missing:
     print(f'error: not a directory: {", ".join(missing)}', file=sys.stderr)
+    return 2
+  if a.out is None and not metrics_lib.is_local(a.workdirs[0]):
+    print(f'error: --out: the first workdir {a.workdirs[0]} is remote; pass a local --out directory for the '
+          'report and plots', file=sys.stderr)
     return 2
   try:
     path = build_report(a.workdirs, a.out or a.workdirs[0])

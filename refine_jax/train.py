@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import signal
-import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -21,6 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from etils import epath
 from flax import struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -209,11 +209,9 @@ def config_to_dict(config) -> dict:
 
 def check_workdir(config, workdir: str) -> None:
   """Refuses a workdir holding a run with another config (unless allow_config_change); writes nothing."""
-  path = os.path.join(workdir, CONFIG_JSON)
-  if not os.path.exists(path) or config.allow_config_change:
+  old = None if config.allow_config_change else metrics_lib.read_json(os.path.join(workdir, CONFIG_JSON))
+  if old is None:
     return
-  with open(path) as f:
-    old = json.load(f)
   new = config_to_dict(config)
   ignore = {'allow_config_change'}
   d = [x for x in config_lib.diff(old, new) if x[0] not in ignore]
@@ -247,7 +245,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for p in phases:
     ops_lib.validate_spec(p.cfg.pp, f'phases.{p.name}.pp')
 
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if metrics_lib.is_writer():
     metrics_lib.write_json_atomic(os.path.join(workdir, CONFIG_JSON), config_to_dict(config))
 
@@ -450,7 +448,7 @@ def _restore(config, ckpts: ckpt_lib.Checkpoints, state: TrainState, workdir: st
     return restored
   if config.init_from:
     root = config.init_from
-    ck_dir = os.path.join(root, 'checkpoints') if os.path.isdir(os.path.join(root, 'checkpoints')) else root
+    ck_dir = os.path.join(root, 'checkpoints') if epath.Path(root, 'checkpoints').is_dir() else root
     src = ckpt_lib.Checkpoints(ck_dir, read_only=True)
     try:
       got = src.restore_latest_raw()

@@ -1,0 +1,79 @@
+"""Workdir files on a remote filesystem (gs://...): everything the trainer writes besides Orbax's checkpoints
+goes through etils.epath, so it works on any epath filesystem. Here gs://bucket is mapped onto a local folder
+with etils' own epath mock (no network); Orbax's gs:// support is Orbax's and is not exercised here."""
+import json
+import os
+
+import ml_collections
+import pytest
+from etils import epath
+from etils.epath import testing as epath_testing
+
+from refine_jax import metrics, train
+from refine_jax.config import ConfigError
+
+
+@pytest.fixture
+def bucket(tmp_path, monkeypatch):
+  """gs://bucket/... → tmp_path/bucket/...; the cwd is an empty folder that must stay empty."""
+  root = tmp_path / 'bucket'
+  root.mkdir()
+  cwd = tmp_path / 'cwd'
+  cwd.mkdir()
+  monkeypatch.chdir(cwd)
+  seen = []
+
+  def local(p):
+    p = os.fspath(p)
+    if p.startswith('gs://bucket'):
+      seen.append(p)
+      return str(root) + p[len('gs://bucket'):]
+    return p
+
+  def one(fn, path, *a, **k):
+    return fn(local(path), *a, **k)
+
+  def two(fn, path, dst, *a, **k):
+    return fn(local(path), local(dst), *a, **k)
+
+  mocks = {name: one for name in ('open', 'exists', 'isdir', 'listdir', 'glob', 'makedirs', 'mkdir', 'remove',
+                                  'rmtree', 'stat')}
+  mocks.update(rename=two, replace=two, copy=two)
+  # With TensorFlow installed, epath sends gs:// straight to tf.io.gfile and around its own mock: turn that off.
+  from etils.epath import gpath
+  monkeypatch.setattr(gpath, '_is_tf_installed', lambda: False)
+  with epath_testing.mock_epath(**mocks):
+    yield root, seen
+  assert not os.listdir(cwd), 'a gs:// path was treated as a local relative path'
+
+
+def test_metrics_files_on_a_remote_workdir(bucket):
+  root, seen = bucket
+  w = 'gs://bucket/runs/a'
+  epath.Path(w).mkdir(parents=True, exist_ok=True)
+  path = f'{w}/{metrics.METRICS}'
+  assert not metrics.is_local(path) and metrics.is_local('runs/a') and metrics.is_local('/tmp/x')
+  for step in (10, 20, 30):
+    metrics.append_jsonl(path, {'step': step, 'phase': 'augmented', 'test_top1': step / 100})
+  assert [r['step'] for r in metrics.read_jsonl(path)] == [10, 20, 30]
+  metrics.truncate_after(path, 20)  # a run resumed at step 20 logs step 30 again
+  lines = (root / 'runs/a' / metrics.METRICS).read_text().splitlines()
+  assert [json.loads(l)['step'] for l in lines] == [10, 20]
+  metrics.write_json_atomic(f'{w}/{metrics.SUMMARY}', {'final_top1': 0.5})
+  assert metrics.load_summary(w) == {'final_top1': 0.5}
+  assert json.loads((root / 'runs/a' / metrics.SUMMARY).read_text()) == {'final_top1': 0.5}
+  assert sorted(os.listdir(root / 'runs/a')) == [metrics.METRICS, metrics.SUMMARY]  # no temporary left behind
+  assert seen  # the calls really went through the remote path
+
+
+def test_config_check_reads_a_remote_workdir(bucket):
+  root, _ = bucket
+  w = 'gs://bucket/runs/b'
+  epath.Path(w).mkdir(parents=True, exist_ok=True)
+  config = ml_collections.ConfigDict({'seed': 0, 'allow_config_change': False})
+  metrics.write_json_atomic(f'{w}/{train.CONFIG_JSON}', train.config_to_dict(config))
+  train.check_workdir(config, w)  # same config: accepted
+  config.seed = 1
+  with pytest.raises(ConfigError, match=r'seed: 0 \(in workdir\) -> 1'):
+    train.check_workdir(config, w)
+  assert (root / 'runs/b' / train.CONFIG_JSON).exists()
