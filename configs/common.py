@@ -72,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.dtype = 'float32'
   # Optimisation (SGD, momentum 0.9, L2 weight decay as the paper).
   c.batch_size = 128
+  # Devices on the mesh's 'model' axis (parameters are replicated over it for now: room for model parallelism);
+  # the 'data' axis, over which the batch is split, takes the rest.
+  c.mesh_model = 1
   c.eval_batch_size = 500
   c.seed = 0
   c.label_smoothing = 0.0

@@ -179,6 +179,11 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process
                         f'allowed: multiples of {num_devices}')
     if config[f] % process_count:
       raise ConfigError(f, f'{config[f]} is not divisible by the process count {process_count}')
+  _check_type('mesh_model', config.mesh_model, (int,), 'an integer')
+  if config.mesh_model < 1 or num_devices % config.mesh_model:
+    divisors = [d for d in range(1, num_devices + 1) if num_devices % d == 0]
+    raise ConfigError('mesh_model', f'{config.mesh_model} does not divide the device count {num_devices}; '
+                      f'allowed: {", ".join(map(str, divisors))}')
   _check_type('seed', config.seed, (int,), 'an integer')
   _check_range('label_smoothing', config.label_smoothing, 0, 1)
   if config.label_smoothing >= 1:

@@ -58,9 +58,10 @@ class TrainState:
 
 
 def make_mesh(config) -> Mesh:
-  """A 1-D `data` mesh over all devices (the config's mesh axes leave room for a model axis)."""
-  n = jax.device_count()
-  return jax.make_mesh((n,), ('data',), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices())
+  """A (data, model) mesh over all devices: `mesh_model` devices on the model axis, the rest on data."""
+  n, model = jax.device_count(), int(config.mesh_model)
+  auto = jax.sharding.AxisType.Auto
+  return jax.make_mesh((n // model, model), ('data', 'model'), axis_types=(auto, auto), devices=jax.devices())
 
 
 def make_optimizer(config, lr_fn: schedules.Schedule) -> optax.GradientTransformation:
@@ -364,7 +365,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         t_last, step_last = time.time(), step
         while step < phase.end:
           batch = pipeline.to_global(next(batches), data_sharding)
-          state, loss = step_fn(state, batch)
+          with jax.transfer_guard('disallow'):  # the step must find everything on device already
+            state, loss = step_fn(state, batch)
           pending.append((step, loss))
           step += 1
           imgs_seen += config.batch_size

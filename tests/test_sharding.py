@@ -15,11 +15,19 @@ def test_eight_devices_match_one_device_without_mixing(tmp_path):
   args = ['--config.phases.augmented.steps=4', '--config.phases.refine.steps=2', '--config.eval_every_steps=2',
           '--config.phases.augmented.lr.base=0.02', '--config.phases.augmented.mix.kind=none',
           '--config.batch_size=64', '--config.eval_batch_size=40']
-  one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
+  one, eight, model2 = str(tmp_path / 'one'), str(tmp_path / 'eight'), str(tmp_path / 'model2')
   run_main('digits_demo.py', one, *args, devices=1)
   p = run_main('digits_demo.py', eight, *args, devices=8)
-  assert "mesh {'data': 8}" in p.stderr
-  r1, r8 = read_rows(one), read_rows(eight)
+  assert "mesh {'data': 8, 'model': 1}" in p.stderr
+  # A model axis of 2 (parameters replicated over it): the batch splits over the 4 data shards only.
+  p = run_main('digits_demo.py', model2, *args, '--config.mesh_model=2', devices=8)
+  assert "mesh {'data': 4, 'model': 2}" in p.stderr
+  r1 = read_rows(one)
+  for r8 in (read_rows(eight), read_rows(model2)):
+    _assert_close(r1, r8)
+
+
+def _assert_close(r1, r8):
   assert [r['step'] for r in r1] == [r['step'] for r in r8]
   for a, b in zip(r1, r8):
     assert a['test_count'] == b['test_count'] == 360
