@@ -55,21 +55,6 @@ class PreActResNet18(nn.Module):
     return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-class WideBlock(nn.Module):
-
-  def __init__(self, cin: int, cout: int, stride: int):
-    super().__init__()
-    self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-    self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-    self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None)
-
-  def forward(self, x):
-    out = F.relu(self.bn1(x))
-    sc = self.shortcut(out) if self.shortcut is not None else x
-    out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-    return out + sc
-
-
 class WideResNet28_10(nn.Module):
 
   def __init__(self, num_classes: int, k: int = 10, n: int = 4):
@@ -78,7 +63,7 @@ class WideResNet28_10(nn.Module):
     layers, cin = [], 16
     for cout, stride in ((16 * k, 1), (32 * k, 2), (64 * k, 2)):
       for i in range(n):
-        layers.append(WideBlock(cin, cout, stride if i == 0 else 1))
+        layers.append(PreActBlock(cin, cout, stride if i == 0 else 1))  # WRN's block is this one
         cin = cout
     self.layers = nn.Sequential(*layers)
     self.bn = nn.BatchNorm2d(cin)
