@@ -58,7 +58,8 @@ def read_config(workdir: str) -> dict:
 def _manager(workdir: str):
   import orbax.checkpoint as ocp
   from etils import epath
-  d = os.path.join(workdir if '://' in workdir else os.path.abspath(workdir), 'checkpoints')
+  from refine_jax import metrics as metrics_lib
+  d = os.path.join(os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir, 'checkpoints')
   if not epath.Path(d).is_dir():
     raise FileNotFoundError(f'no checkpoints directory under {workdir}')
   opts = ocp.CheckpointManagerOptions(read_only=True, create=False)

@@ -13,6 +13,8 @@ from typing import Any, Optional, Sequence
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from refine_jax import metrics as metrics_lib
 from orbax.checkpoint import checkpoint_managers as pp
 from absl import logging
 
@@ -25,7 +27,7 @@ class Checkpoints:
     """Keeps the newest `max_to_keep` checkpoints plus those at `keep_steps` (the phase boundaries, which the
     analyses of the augmented model need long after the run moved on)."""
     # Local paths absolute (Orbax wants them so); remote ones (gs://...) as given.
-    self.directory = directory if '://' in directory else os.path.abspath(directory)
+    self.directory = os.path.abspath(directory) if metrics_lib.is_local(directory) else directory
     self._read_only = read_only
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
