@@ -284,7 +284,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Which rows of each global batch this process feeds (make_array_from_process_local_data's order).
   train_rows = pipeline.process_rows(data_sharding, config.batch_size)
   eval_rows = pipeline.process_rows(data_sharding, config.eval_batch_size)
-  eval_fn = jax.jit(functools.partial(eval_sums, env, None))
+  eval_fn = jax.jit(functools.partial(eval_sums, env, None), out_shardings=repl)
 
   # The eval and diagnostic inputs are the same at every eval (fixed examples and seeds): keep their host
   # batches while they are small, instead of re-running the pipeline (and re-tracing AutoAugment) each time.
@@ -306,11 +306,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def evaluate(state, phase: Phase, step: int, aug_fn) -> dict:
     def run(fn, batches, key=None):
-      tot = None
-      for i, b in enumerate(batches):
-        s = fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
-        tot = s if tot is None else jax.tree.map(jnp.add, tot, s)
-      return jax.tree.map(float, jax.device_get(tot))
+      # Per-batch sums are added on the host (float64), after one transfer: adding them on device would be a
+      # separate program per batch with its own cross-device collective, which XLA:CPU's in-process
+      # communicator can starve of threads when many virtual devices share few cores.
+      sums = [fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
+              for i, b in enumerate(batches)]
+      sums = jax.device_get(sums)
+      return {k: float(np.sum([s[k] for s in sums], dtype=np.float64)) for k in sums[0]}
     test = run(eval_fn, host_batches(('test',), eval_split, lambda: eval_op))
     clean = run(eval_fn, host_batches(('clean',), train_split, lambda: eval_op, diag_count))
     prob = float(aug_prob_fn(step - 1))
@@ -350,7 +352,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         step_fn = jax.jit(functools.partial(train_step, env, spec), donate_argnums=0)
         # R̂aug estimates the expected loss under the phase's mixing: a λ per example (same marginal as one
         # per batch) and a key per diagnostic batch average over many draws instead of resting on one.
-        aug_fn = jax.jit(functools.partial(eval_sums, env, dataclasses.replace(spec, per_example=True)))
+        aug_fn = jax.jit(functools.partial(eval_sums, env, dataclasses.replace(spec, per_example=True)),
+                         out_shardings=repl)
         pp_cache: dict[float, ops_lib.Op] = {}
 
         def pp_for_epoch(e: int, phase=phase) -> ops_lib.Op:

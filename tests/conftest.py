@@ -15,6 +15,9 @@ TFDS_DIR = os.environ.get('REFINE_JAX_TFDS_DIR',
 HAS_CIFAR = os.path.isdir(os.path.join(TFDS_DIR, 'cifar10'))
 needs_cifar = pytest.mark.skipif(not HAS_CIFAR, reason=f'no TFDS cifar10 under {TFDS_DIR}')
 
+CPU_MULTI_DEVICE_FLAGS = (' --xla_cpu_multi_thread_eigen=false'
+                          ' --xla_cpu_collective_call_terminate_timeout_seconds=300')
+
 # A few-second digits run: 2 + 1 epochs of resnet_tiny at 16 px.
 TINY_DIGITS = [
     '--config.phases.augmented.epochs=2', '--config.phases.refine.epochs=1', '--config.eval_every_epochs=1',
@@ -27,6 +30,12 @@ def env_for(devices: Optional[int] = None) -> dict:
   env.pop('XLA_FLAGS', None)
   if devices:
     env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices}'
+  if devices and devices > 1:
+    # Many virtual devices on a 2-core CI machine: XLA:CPU can run one device's collective inline on a thread
+    # of the shared Eigen pool that another device's convolution needs, and abort after 40 s (seen once in CI,
+    # test_sharding, 8 devices). Single-threaded Eigen per device keeps collectives off that pool; the longer
+    # timeout absorbs a starved, not dead, participant on a loaded machine.
+    env['XLA_FLAGS'] += CPU_MULTI_DEVICE_FLAGS
   env['TF_CPP_MIN_LOG_LEVEL'] = '2'
   env['JAX_PLATFORMS'] = 'cpu'
   return env
