@@ -354,9 +354,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         # per batch) and a key per diagnostic batch average over many draws instead of resting on one.
         aug_fn = jax.jit(functools.partial(eval_sums, env, dataclasses.replace(spec, per_example=True)),
                          out_shardings=repl)
-        pp_cache: dict[float, ops_lib.Op] = {}
+        pp_cache: dict[float, ops_lib.Pipeline] = {}
 
-        def pp_for_epoch(e: int, phase=phase) -> ops_lib.Op:
+        def pp_for_epoch(e: int, phase=phase) -> ops_lib.Pipeline:
           prob = float(aug_prob_fn(max(phase.start, e * spe)))
           if prob not in pp_cache:
             pp_cache[prob] = ops_lib.build(phase.cfg.pp, prob, f'phases.{phase.name}.pp')

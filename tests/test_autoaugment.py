@@ -382,3 +382,57 @@ def test_cutout_centre_uniform():
     for axis in range(2):
         counts = np.bincount(centres[:, axis], minlength=16)
         assert len(counts) == 16 and stats.chisquare(counts).pvalue > 1e-4, counts
+
+
+# ---------------------------------------------------------------------------
+# Batches: the draws and the ops on a batch are the single-image ones.
+# ---------------------------------------------------------------------------
+
+def splitmix_uniforms(s0: int, s1: int, n: int) -> list[float]:
+    """Independent reference: splitmix64 in Python integers."""
+    mask, golden = (1 << 64) - 1, 0x9E3779B97F4A7C15
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+    key = mix(mix((s0 + golden) & mask) ^ (s1 & mask))
+    return [(mix((key + j * golden) & mask) >> 40) / 2 ** 24 for j in range(1, n + 1)]
+
+
+def test_batch_uniforms_match_reference_eagerly_in_graphs_and_in_datasets():
+    seeds = np.array([[0, 0], [7, 1], [-1, 5], [2 ** 62 + 3, 2 ** 40], [123456789, -987654321]], np.int64)
+    want = np.array([splitmix_uniforms(int(a) & ((1 << 64) - 1), int(b) & ((1 << 64) - 1), 9) for a, b in seeds],
+                    np.float32)
+    np.testing.assert_array_equal(aa.batch_uniforms(tf.constant(seeds), 9).numpy(), want)
+    np.testing.assert_array_equal(tf.function(lambda s: aa.batch_uniforms(s, 9))(tf.constant(seeds)).numpy(), want)
+    ds = tf.data.Dataset.from_tensor_slices(seeds).map(lambda s: aa.uniforms(s, 9))
+    np.testing.assert_array_equal(np.stack(list(ds.as_numpy_iterator())), want)
+
+
+def test_batch_uniforms_are_uniform_and_independent_across_columns():
+    u = aa.batch_uniforms(tf.constant([[3, i] for i in range(20000)], tf.int64), 4).numpy()
+    assert ((u >= 0) & (u < 1)).all()
+    for k in range(4):
+        assert stats.kstest(u[:, k], 'uniform').pvalue > 1e-4
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.03
+
+
+@pytest.mark.parametrize('policy', sorted(aa.POLICIES))
+def test_autoaugment_batch_equals_single_images(cifar, policy):
+    """Per-image sub-policies, magnitudes, signs and probabilities in one batch call: each image comes out as
+    autoaugment() gives it alone."""
+    images = np.concatenate([cifar] * 3)
+    seeds = tf.constant([[11, i] for i in range(len(images))], tf.int64)
+    got = aa.autoaugment_batch(images, aa.batch_uniforms(seeds, aa.AUTOAUGMENT_DRAWS), policy, 0.9).numpy()
+    for img, s, out in zip(images, seeds, got):
+        np.testing.assert_array_equal(out, aa.autoaugment(img, s, policy, 0.9))
+
+
+def test_randaugment_and_cutout_batches_equal_single_images(cifar):
+    seeds = tf.constant([[12, i] for i in range(len(cifar))], tf.int64)
+    ra = aa.randaugment_batch(cifar, aa.batch_uniforms(seeds, aa.randaugment_draws(2)), 2, 9.0).numpy()
+    co = aa.cutout_batch(cifar, aa.batch_uniforms(seeds, 2), 12, 0).numpy()
+    for img, s, r, c in zip(cifar, seeds, ra, co):
+        np.testing.assert_array_equal(r, aa.randaugment(img, s, 2, 9.0))
+        np.testing.assert_array_equal(c, aa.cutout(img, s, 12, 0))

@@ -49,3 +49,57 @@ def test_other_ops_get_encoded_images_decoded_first():
     np.testing.assert_array_equal(ops.build(spec)(png, s).numpy(), ops.build(spec)(tf.constant(img), s).numpy())
   np.testing.assert_array_equal(ops.build('decode|flip_lr')(png, s).numpy(),
                                 ops.build('flip_lr')(tf.constant(img), s).numpy())
+
+
+# --------------------------------------------------------------------------- batch ops
+
+
+BATCH_SPECS = ['pad_crop(32,4)|flip_lr|autoaugment("cifar10")|cutout(16)', 'randaugment(2,9)',
+               'autoaugment("imagenet")|cutout(8)', 'cutout(8)|resize(16)|flip_lr', 'flip_lr|pad_crop(28,0)']
+
+
+@pytest.mark.parametrize('spec', BATCH_SPECS)
+@pytest.mark.parametrize('prob', [1.0, 0.5])
+def test_batch_route_equals_single_images_in_any_batch(spec, prob):
+  """The example ops then the batched tail give each image exactly what the spec gives it alone, whatever
+  else is in its batch (a batch reversed gives the reversed output); and the spec does change images."""
+  op = ops.build(spec, prob)
+  imgs = np.random.default_rng(1).integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+  seeds = tf.constant([[7, 1000 + i] for i in range(48)], tf.int64)
+  single = np.stack([op(tf.constant(x), s).numpy() for x, s in zip(imgs, seeds)])
+  heads = tf.stack([op.example(tf.constant(x), s) for x, s in zip(imgs, seeds)])
+  batch = tf.function(op.batch)
+  np.testing.assert_array_equal(batch(heads, seeds).numpy(), single)
+  np.testing.assert_array_equal(batch(heads[::-1], seeds[::-1]).numpy(), single[::-1])
+  if single.shape == imgs.shape:
+    assert np.mean([not np.array_equal(a, b) for a, b in zip(single, imgs)]) > 0.3
+
+
+def test_tail_of_batch_ops_is_the_longest_suffix():
+  assert ops.build('pad_crop(32,4)|flip_lr|autoaugment|cutout(16)').tail_start == 0
+  assert ops.build('cutout(8)|resize(16)|flip_lr').tail_start == 2
+  assert ops.build('inception_crop(64)').tail_start == 1
+  assert not ops.build('').has_tail
+
+
+def test_train_batches_apply_the_spec_to_each_example():
+  """In memory the trainer's batches are built batch-first (gather, draws, ops on the batch): every row must
+  be the spec applied to that example alone, with the seed [epoch seed, global position]."""
+  from configs import digits_demo
+  from refine_jax.data import pipeline, sources
+  split = sources.load(digits_demo.get_config(), 'train[:200]', train=True)
+  spec = 'pad_crop(16,2)|flip_lr|autoaugment("cifar10")|cutout(4)'
+  op, batch, seed = ops.build(spec, 0.7), 32, 3
+  spe = pipeline.steps_per_epoch(split, batch)
+  rows = np.array([1, 5, 6, 30])  # a process's rows of each global batch
+  it = pipeline.train_batches(split, lambda e: op, batch=batch, steps_per_epoch=spe, seed=seed, start_step=spe - 1,
+                              rows=rows)
+  for step in (spe - 1, spe):  # the last batch of epoch 0, the first of epoch 1
+    e, j = divmod(step, spe)
+    perm = np.random.default_rng([seed, e]).permutation(split.num_examples)
+    got = next(it)
+    for r, img, label in zip(rows, got['image'], got['label']):
+      pos = j * batch + r
+      want = op(tf.constant(split.images[perm[pos]]), tf.constant([pipeline.epoch_seed(seed, e), pos], tf.int64))
+      np.testing.assert_array_equal(img, want.numpy())
+      assert label == split.labels[perm[pos]]

@@ -2,22 +2,23 @@
 
 Every op reproduces what the PIL-based AutoAugment research code computes, so
 policies learned with PIL transfer unchanged, but runs as TF graph ops inside
-`tf.data` (no `py_function`, no per-image Python). All randomness is one
-stateless Philox draw per image, so an (image, seed) pair always yields the
-same output, eagerly or inside `Dataset.map`; the trainer relies on this for
+`tf.data` (no `py_function`, no per-image Python). The ops work on batches:
+the pipeline batches first and applies a policy with one call per op on the
+images that drew it (`*_batch`); the single-image functions are the same code
+on a batch of one. All randomness is one stateless, counter-based draw of uniforms
+per image, so an (image, seed) pair always yields the same output, alone or in any
+batch, eagerly or inside `Dataset.map`; the trainer relies on this for
 bit-exact resume. See docs/autoaugment.md for the magnitude tables.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from typing import Callable, Optional, Union
 
+import numpy as np
 import tensorflow as tf
-# indexed_case(lower_using_switch_merge=False): see _case().
-from tensorflow.python.ops import cond_v2
 
 OP_NAMES: tuple[str, ...] = (
     'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'AutoContrast',
@@ -129,7 +130,7 @@ _MAX_MAGNITUDE = 10.0
 
 Number = Union[int, float]
 Scalar = Union[Number, tf.Tensor]  # Python when known at trace time, else a tensor.
-Rand = Optional[tf.Tensor]  # float32 [2] uniforms in [0, 1) for one op, or None.
+Rand = Optional[tf.Tensor]  # float32 [B, 2] uniforms in [0, 1) for one op, or None.
 Prob = Union[float, tf.Tensor]
 
 
@@ -164,7 +165,9 @@ def _check_image(image: tf.Tensor) -> tf.Tensor:
 
 
 # ----------------------------------------------------------------------------
-# Helpers.
+# Helpers. Every kernel works on a batch [B, H, W, 3] whose per-image arguments
+# are [B] tensors (or one Python number for all): one call covers every image
+# that takes the op, which is where the speed comes from on small images.
 # ----------------------------------------------------------------------------
 
 def _f64(x: Scalar) -> tf.Tensor:
@@ -176,22 +179,55 @@ def _floor(x: Scalar) -> Scalar:
     return math.floor(x) if isinstance(x, (int, float)) else tf.floor(x)
 
 
-def _image_hw(image: tf.Tensor) -> tuple[Scalar, Scalar]:
+def _col(v: Scalar, rank: int) -> Scalar:
+    """A per-image [B] value shaped [B, 1, ...] (rank dims) to broadcast over images; numbers pass through."""
+    if isinstance(v, (int, float)):
+        return v
+    v = tf.convert_to_tensor(v)
+    return tf.reshape(v, [-1] + [1] * (rank - 1)) if v.shape.rank == 1 else v
+
+
+def _image_hw(images: tf.Tensor) -> tuple[Scalar, Scalar]:
     """(H, W) as Python floats when static, so op arguments fold at trace time."""
-    h, w = image.shape[0], image.shape[1]
+    h, w = images.shape[1], images.shape[2]
     if h is not None and w is not None:
         return float(h), float(w)
-    shape = tf.shape(image)
-    return _f64(shape[0]), _f64(shape[1])
+    shape = tf.shape(images)
+    return _f64(shape[1]), _f64(shape[2])
 
 
-def _uniforms(seed: tf.Tensor, n: int) -> tf.Tensor:
-    """n stateless Philox uniforms in [0, 1): all of an image's randomness in one draw.
+_GOLDEN = 0x9E3779B97F4A7C15
 
-    The V1 op takes the seed directly; tf.random.stateless_uniform adds a
-    StatelessRandomGetKeyCounter op that costs ~15 us per image in tf.data.
+
+def _u64(x: int) -> tf.Tensor:
+    return tf.constant(np.uint64(x))
+
+
+def _mix64(z: tf.Tensor) -> tf.Tensor:
+    """splitmix64's finaliser (Steele et al. 2014): a bijection of uint64 that scrambles every bit."""
+    z = (z ^ tf.bitwise.right_shift(z, _u64(30))) * _u64(0xBF58476D1CE4E5B9)
+    z = (z ^ tf.bitwise.right_shift(z, _u64(27))) * _u64(0x94D049BB133111EB)
+    return z ^ tf.bitwise.right_shift(z, _u64(31))
+
+
+def batch_uniforms(seeds: tf.Tensor, n: int) -> tf.Tensor:
+    """n uniforms in [0, 1) for each row of int64 `seeds` [B, 2]: float32 [B, n].
+
+    A counter-based hash (splitmix64 of the seed pair, then its stream at 1..n), vectorised over the batch:
+    each image's draws depend on its own seed only, and a batch costs a few whole-array ops instead of a
+    random-op call per image (the per-image call was a large share of the pipeline on 32-px images).
     """
-    return tf.raw_ops.StatelessRandomUniform(shape=[n], seed=seed, dtype=tf.float32)
+    s = tf.bitcast(tf.cast(seeds, tf.int64), tf.uint64)
+    key = _mix64(_mix64(s[:, 0] + _u64(_GOLDEN)) ^ s[:, 1])
+    # A numpy array: in graph mode a Python list of large ints goes through float64 and loses bits.
+    steps = tf.constant(np.array([j * _GOLDEN % (1 << 64) for j in range(1, n + 1)], np.uint64))
+    z = _mix64(key[:, tf.newaxis] + steps)
+    return tf.cast(tf.bitwise.right_shift(z, _u64(40)), tf.float32) * (2.0 ** -24)
+
+
+def uniforms(seed: tf.Tensor, n: int) -> tf.Tensor:
+    """batch_uniforms for one shape-[2] seed."""
+    return batch_uniforms(tf.reshape(seed, [1, 2]), n)[0]
 
 
 def _index(u: tf.Tensor, n: int) -> tf.Tensor:
@@ -199,41 +235,35 @@ def _index(u: tf.Tensor, n: int) -> tf.Tensor:
     return tf.minimum(tf.cast(u * n, tf.int32), n - 1)
 
 
-def _random_sign(rand: Rand) -> tf.Tensor:
-    """-1 or +1 with equal probability; +1 (the PIL argument's own sign) when rand is None."""
+def _random_sign(rand: Rand) -> Scalar:
+    """Per image -1 or +1 with equal probability; +1 (the PIL argument's own sign) when rand is None."""
     if rand is None:
-        return tf.constant(1.0, tf.float64)
-    return tf.where(rand[0] < 0.5, tf.constant(-1.0, tf.float64), 1.0)
+        return 1.0
+    return tf.where(rand[:, 0] < 0.5, tf.constant(-1.0, tf.float64), 1.0)
 
 
-def _case(index: tf.Tensor, branches: list[Callable[[], tf.Tensor]]) -> tf.Tensor:
-    """Runs only branches[index].
-
-    tf.switch_case lowers to Switch/Merge inside tf.data, where every untaken
-    branch's nodes are still visited per image (cost grows with the branch
-    count: ~2x slower AutoAugment); an unlowered Case runs one function call.
-    """
-    if tf.executing_eagerly():
-        return branches[int(index)]()
-    return cond_v2.indexed_case(index, branches, lower_using_switch_merge=False)
+def _lut_index(images: tf.Tensor) -> tf.Tensor:
+    """Each pixel's row in a flattened [B, 3, 256] lookup table."""
+    b = tf.range(tf.shape(images)[0])[:, tf.newaxis, tf.newaxis, tf.newaxis]
+    return tf.cast(images, tf.int32) + tf.constant([0, 256, 512]) + 768 * b
 
 
-def _apply_lut(image: tf.Tensor, lut: tf.Tensor) -> tf.Tensor:
-    """Maps each channel c through lut[c] (int32 [3, 256]), as PIL's Image.point."""
-    idx = tf.cast(image, tf.int32) + [0, 256, 512]
-    return tf.cast(tf.gather(tf.reshape(lut, [-1]), idx), tf.uint8)
+def _apply_lut(images: tf.Tensor, lut: tf.Tensor) -> tf.Tensor:
+    """Maps channel c of image b through lut[b, c] (int32 [B, 3, 256]), as PIL's Image.point."""
+    return tf.cast(tf.gather(tf.reshape(lut, [-1]), _lut_index(images)), tf.uint8)
 
 
-def _grey(image: tf.Tensor) -> tf.Tensor:
-    """PIL's RGB->L: (19595 R + 38470 G + 7471 B + 2**15) >> 16, as int32 [H, W]."""
-    weighted = tf.reduce_sum(tf.cast(image, tf.int32) * [19595, 38470, 7471], axis=-1)
+def _grey(images: tf.Tensor) -> tf.Tensor:
+    """PIL's RGB->L: (19595 R + 38470 G + 7471 B + 2**15) >> 16, as int32 [B, H, W]."""
+    weighted = tf.reduce_sum(tf.cast(images, tf.int32) * [19595, 38470, 7471], axis=-1)
     return tf.bitwise.right_shift(weighted + 32768, 16)
 
 
-def _blend(degenerate: tf.Tensor, image: tf.Tensor, factor: Scalar) -> tf.Tensor:
+def _blend(degenerate: tf.Tensor, images: tf.Tensor, factor: Scalar) -> tf.Tensor:
     """PIL Image.blend(degenerate, image, factor): float32 maths, clip, truncate."""
     degenerate = tf.cast(degenerate, tf.float32)
-    out = degenerate + tf.cast(factor, tf.float32) * (tf.cast(image, tf.float32) - degenerate)
+    factor = _col(tf.cast(factor, tf.float32), 4)
+    out = degenerate + factor * (tf.cast(images, tf.float32) - degenerate)
     return tf.cast(tf.clip_by_value(tf.floor(out), 0.0, 255.0), tf.uint8)
 
 
@@ -241,21 +271,23 @@ def _blend(degenerate: tf.Tensor, image: tf.Tensor, factor: Scalar) -> tf.Tensor
 # Geometric ops.
 # ----------------------------------------------------------------------------
 
-def _sample(image: tf.Tensor, yin: tf.Tensor, xin: tf.Tensor) -> tf.Tensor:
-    """Nearest-neighbour lookup of integer source coordinates; outside the image -> 128."""
-    shape = tf.shape(image, out_type=tf.int64)
-    h, w = shape[0], shape[1]
+def _sample(images: tf.Tensor, yin: tf.Tensor, xin: tf.Tensor) -> tf.Tensor:
+    """Nearest-neighbour lookup of integer source coordinates [B, H, W]; outside the image -> 128."""
+    shape = tf.shape(images, out_type=tf.int64)
+    b, h, w = shape[0], shape[1], shape[2]
+    yin, xin = tf.broadcast_to(yin, [b, h, w]), tf.broadcast_to(xin, [b, h, w])
     valid = (yin >= 0) & (yin < h) & (xin >= 0) & (xin < w)
-    pixels = tf.gather(tf.reshape(image, [-1, 3]), tf.where(valid, yin * w + xin, 0))
+    flat = tf.range(b)[:, tf.newaxis, tf.newaxis] * (h * w) + yin * w + xin
+    pixels = tf.gather(tf.reshape(images, [-1, 3]), tf.where(valid, flat, 0))
     out = tf.where(valid[..., tf.newaxis], pixels, tf.constant(_FILL, tf.uint8))
-    out.set_shape(image.shape)
+    out.set_shape(images.shape)
     return out
 
 
-def _grid(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Output pixel indices y [H, 1] and x [1, W], int64."""
-    shape = tf.shape(image, out_type=tf.int64)
-    return tf.range(shape[0])[:, tf.newaxis], tf.range(shape[1])[tf.newaxis, :]
+def _grid(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Output pixel indices y [1, H, 1] and x [1, 1, W], int64."""
+    shape = tf.shape(images, out_type=tf.int64)
+    return tf.range(shape[1])[tf.newaxis, :, tf.newaxis], tf.range(shape[2])[tf.newaxis, tf.newaxis, :]
 
 
 def _fix(v: tf.Tensor) -> tf.Tensor:
@@ -263,7 +295,7 @@ def _fix(v: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.floor(v * 65536.0 + 0.5), tf.int64)
 
 
-def _affine(image: tf.Tensor, coeffs: tuple) -> tf.Tensor:
+def _affine(images: tf.Tensor, coeffs: tuple) -> tf.Tensor:
     """PIL Image.transform(AFFINE, coeffs, NEAREST, fillcolor=128) for a sheared/rotated matrix.
 
     Output pixel (x, y) reads input (a x + b y + c, d x + e y + f) at pixel
@@ -271,129 +303,136 @@ def _affine(image: tf.Tensor, coeffs: tuple) -> tf.Tensor:
     rounded to 16.16 fixed point, floor. Bit-exact whenever Pillow itself takes
     that path (every |coordinate| < 32768, i.e. any realistic image).
     """
-    a, b, c, d, e, f = (_f64(v) for v in coeffs)
-    y, x = _grid(image)
+    a, b, c, d, e, f = (_col(_f64(v), 3) for v in coeffs)
+    y, x = _grid(images)
     xin = _fix(c + b * 0.5 + a * 0.5) + y * _fix(b) + x * _fix(a)
     yin = _fix(f + e * 0.5 + d * 0.5) + y * _fix(e) + x * _fix(d)
-    return _sample(image, tf.bitwise.right_shift(yin, 16), tf.bitwise.right_shift(xin, 16))
+    return _sample(images, tf.bitwise.right_shift(yin, 16), tf.bitwise.right_shift(xin, 16))
 
 
-def _translate(image: tf.Tensor, dx: Scalar, dy: Scalar) -> tf.Tensor:
+def _translate(images: tf.Tensor, dx: Scalar, dy: Scalar) -> tf.Tensor:
     """PIL transform(AFFINE, (1, 0, dx, 0, 1, dy)): Pillow's float ScaleAffine path,
     input = floor(output + 0.5 + d)."""
-    y, x = _grid(image)
-    xin = tf.cast(tf.floor(_f64(x) + (_f64(dx) + 0.5)), tf.int64)
-    yin = tf.cast(tf.floor(_f64(y) + (_f64(dy) + 0.5)), tf.int64)
-    return _sample(image, yin, xin)
+    y, x = _grid(images)
+    xin = tf.cast(tf.floor(_f64(x) + _col(_f64(dx) + 0.5, 3)), tf.int64)
+    yin = tf.cast(tf.floor(_f64(y) + _col(_f64(dy) + 0.5, 3)), tf.int64)
+    return _sample(images, yin, xin)
 
 
-def _rotate(image: tf.Tensor, degrees: Scalar) -> tf.Tensor:
+def _rotate(images: tf.Tensor, degrees: Scalar) -> tf.Tensor:
     """PIL Image.rotate(degrees) about the image centre, counter-clockwise for degrees > 0."""
     theta = -(tf.math.floormod(_f64(degrees), 360.0) * (math.pi / 180.0))
     cos, sin = tf.cos(theta), tf.sin(theta)
-    h, w = _image_hw(image)
+    h, w = _image_hw(images)
     cx, cy = _f64(w) / 2.0, _f64(h) / 2.0
-    return _affine(image, (cos, sin, (cos * -cx + sin * -cy) + cx,
-                           -sin, cos, (-sin * -cx + cos * -cy) + cy))
+    return _affine(images, (cos, sin, (cos * -cx + sin * -cy) + cx,
+                            -sin, cos, (-sin * -cx + cos * -cy) + cy))
 
 
-def _cutout(image: tf.Tensor, rand: Rand, size: Scalar, fill: int) -> tf.Tensor:
-    """Fills rows/cols [centre - size//2, centre + size//2) clipped to the image.
+def _cutout(images: tf.Tensor, rand: Rand, size: Scalar, fill: int,
+            keep: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Fills rows/cols [centre - size//2, centre + size//2) clipped to the image
+    (only in images where `keep`, when given).
 
     The centre is uniform over the pixels (the image centre when rand is None).
     """
-    shape = tf.shape(image)
-    h, w = shape[0], shape[1]
+    shape = tf.shape(images)
+    h, w = shape[1], shape[2]
     if rand is None:
         cy, cx = h // 2, w // 2
     else:
-        cy = tf.minimum(tf.cast(rand[0] * tf.cast(h, tf.float32), tf.int32), h - 1)
-        cx = tf.minimum(tf.cast(rand[1] * tf.cast(w, tf.float32), tf.int32), w - 1)
-    half = tf.cast(size, tf.int32) // 2
-    rows = tf.range(h)[:, tf.newaxis]
-    cols = tf.range(w)[tf.newaxis, :]
+        cy = _col(tf.minimum(tf.cast(rand[:, 0] * tf.cast(h, tf.float32), tf.int32), h - 1), 3)
+        cx = _col(tf.minimum(tf.cast(rand[:, 1] * tf.cast(w, tf.float32), tf.int32), w - 1), 3)
+    half = _col(tf.cast(size, tf.int32) // 2, 3)
+    rows = tf.range(h)[tf.newaxis, :, tf.newaxis]
+    cols = tf.range(w)[tf.newaxis, tf.newaxis, :]
     inside = ((rows >= cy - half) & (rows < cy + half) &
               (cols >= cx - half) & (cols < cx + half))
-    return tf.where(inside[..., tf.newaxis], tf.constant(fill, tf.uint8), image)
+    if keep is not None:
+        inside &= keep[:, tf.newaxis, tf.newaxis]
+    return tf.where(inside[..., tf.newaxis], tf.constant(fill, tf.uint8), images)
 
 
 # ----------------------------------------------------------------------------
 # Colour ops (PIL ImageOps / ImageEnhance).
 # ----------------------------------------------------------------------------
 
-def _autocontrast(image: tf.Tensor) -> tf.Tensor:
+def _autocontrast(images: tf.Tensor) -> tf.Tensor:
     """ImageOps.autocontrast(cutoff=0): per channel, lut = int(i*scale - lo*scale) in float64."""
-    lo = _f64(tf.reduce_min(image, axis=[0, 1]))[:, tf.newaxis]
-    hi = _f64(tf.reduce_max(image, axis=[0, 1]))[:, tf.newaxis]
+    lo = _f64(tf.reduce_min(images, axis=[1, 2]))[..., tf.newaxis]
+    hi = _f64(tf.reduce_max(images, axis=[1, 2]))[..., tf.newaxis]
     scale = 255.0 / tf.maximum(hi - lo, 1.0)
-    ramp = _f64(tf.range(256))[tf.newaxis]
+    ramp = _f64(tf.range(256))[tf.newaxis, tf.newaxis]
     lut = tf.clip_by_value(tf.floor(ramp * scale + (-lo * scale)), 0.0, 255.0)
-    return _apply_lut(image, tf.cast(tf.where(hi > lo, lut, ramp), tf.int32))
+    return _apply_lut(images, tf.cast(tf.where(hi > lo, lut, ramp), tf.int32))
 
 
-def _equalize(image: tf.Tensor) -> tf.Tensor:
+def _equalize(images: tf.Tensor) -> tf.Tensor:
     """ImageOps.equalize: per channel, step = (n - hist[last]) // 255,
     lut[i] = (step//2 + hist[:i].sum()) // step clipped to 255, identity if step == 0."""
-    idx = tf.cast(image, tf.int32) + [0, 256, 512]
+    idx = _lut_index(images)
     flat = tf.reshape(idx, [-1])
-    hist = tf.reshape(tf.math.unsorted_segment_sum(tf.ones_like(flat), flat, 768), [3, 256])
-    last = tf.gather(hist, tf.cast(tf.reduce_max(image, axis=[0, 1]), tf.int32), batch_dims=1)
-    step = ((tf.reduce_sum(hist, axis=1) - last) // 255)[:, tf.newaxis]
-    cum = tf.cumsum(hist, axis=1, exclusive=True)
+    hist = tf.math.unsorted_segment_sum(tf.ones_like(flat), flat, 768 * tf.shape(images)[0])
+    hist = tf.reshape(hist, [-1, 3, 256])
+    last = tf.gather(hist, tf.cast(tf.reduce_max(images, axis=[1, 2]), tf.int32), batch_dims=2)
+    step = ((tf.reduce_sum(hist, axis=2) - last) // 255)[..., tf.newaxis]
+    cum = tf.cumsum(hist, axis=2, exclusive=True)
     lut = tf.minimum((step // 2 + cum) // tf.maximum(step, 1), 255)
-    lut = tf.where(step > 0, lut, tf.range(256)[tf.newaxis])
+    lut = tf.where(step > 0, lut, tf.range(256)[tf.newaxis, tf.newaxis])
     return tf.cast(tf.gather(tf.reshape(lut, [-1]), idx), tf.uint8)
 
 
-def _solarize(image: tf.Tensor, threshold: Scalar) -> tf.Tensor:
-    return tf.where(tf.cast(image, tf.int32) < tf.cast(threshold, tf.int32), image, 255 - image)
+def _solarize(images: tf.Tensor, threshold: Scalar) -> tf.Tensor:
+    threshold = _col(tf.cast(threshold, tf.int32), 4)
+    return tf.where(tf.cast(images, tf.int32) < threshold, images, 255 - images)
 
 
-def _solarize_add(image: tf.Tensor, addition: Scalar) -> tf.Tensor:
+def _solarize_add(images: tf.Tensor, addition: Scalar) -> tf.Tensor:
     """TPU code's SolarizeAdd: pixels below 128 get +addition, clipped to 255."""
-    x = tf.cast(image, tf.int32)
-    added = tf.minimum(x + tf.cast(addition, tf.int32), 255)
+    x = tf.cast(images, tf.int32)
+    added = tf.minimum(x + _col(tf.cast(addition, tf.int32), 4), 255)
     return tf.cast(tf.where(x < 128, added, x), tf.uint8)
 
 
-def _posterize(image: tf.Tensor, bits: Scalar) -> tf.Tensor:
+def _posterize(images: tf.Tensor, bits: Scalar) -> tf.Tensor:
     """Keeps the top `bits` bits; bits == 0 gives black (old PIL; Pillow >= 9 raises)."""
-    shift = 8 - tf.cast(bits, tf.int32)
-    mask = tf.bitwise.left_shift(tf.bitwise.right_shift(255, shift), shift)
-    return tf.cast(tf.bitwise.bitwise_and(tf.cast(image, tf.int32), mask), tf.uint8)
+    shift = _col(8 - tf.cast(bits, tf.int32), 4)
+    mask = tf.bitwise.left_shift(tf.bitwise.right_shift(tf.constant(255), shift), shift)
+    return tf.cast(tf.bitwise.bitwise_and(tf.cast(images, tf.int32), mask), tf.uint8)
 
 
-def _contrast(image: tf.Tensor, factor: Scalar) -> tf.Tensor:
-    """Blend toward int(mean(L) + 0.5), the image's mean grey level (ImageEnhance.Contrast)."""
-    grey = _grey(image)
-    mean = _f64(tf.reduce_sum(grey)) / _f64(tf.size(grey))
-    return _blend(tf.floor(mean + 0.5), image, factor)
+def _contrast(images: tf.Tensor, factor: Scalar) -> tf.Tensor:
+    """Blend toward int(mean(L) + 0.5), each image's mean grey level (ImageEnhance.Contrast)."""
+    grey = _grey(images)
+    h, w = _image_hw(images)
+    mean = _f64(tf.reduce_sum(grey, axis=[1, 2])) / (_f64(h) * _f64(w))
+    return _blend(_col(tf.floor(mean + 0.5), 4), images, factor)
 
 
-def _color(image: tf.Tensor, factor: Scalar) -> tf.Tensor:
-    return _blend(_grey(image)[..., tf.newaxis], image, factor)
+def _color(images: tf.Tensor, factor: Scalar) -> tf.Tensor:
+    return _blend(_grey(images)[..., tf.newaxis], images, factor)
 
 
-def _brightness(image: tf.Tensor, factor: Scalar) -> tf.Tensor:
-    return _blend(tf.constant(0.0), image, factor)
+def _brightness(images: tf.Tensor, factor: Scalar) -> tf.Tensor:
+    return _blend(tf.constant(0.0), images, factor)
 
 
-def _sharpness(image: tf.Tensor, factor: Scalar) -> tf.Tensor:
+def _sharpness(images: tf.Tensor, factor: Scalar) -> tf.Tensor:
     """Blend with PIL's SMOOTH filter ([[1,1,1],[1,5,1],[1,1,1]]/13, rounded); border kept.
 
     Separable slice sums: exact integers in float32, and ~2x cheaper than a
     depthwise conv on 32x32 images.
     """
-    x = tf.cast(image, tf.float32)
-    rows = x[:, :-2] + x[:, 1:-1] + x[:, 2:]
-    box = rows[:-2] + rows[1:-1] + rows[2:]
-    centre = x[1:-1, 1:-1]
+    x = tf.cast(images, tf.float32)
+    rows = x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    centre = x[:, 1:-1, 1:-1]
     delta = tf.floor((box + 4.0 * centre) / 13.0 + 0.5) - centre
-    return _blend(x + tf.pad(delta, [[1, 1], [1, 1], [0, 0]]), image, factor)
+    return _blend(x + tf.pad(delta, [[0, 0], [1, 1], [1, 1], [0, 0]]), images, factor)
 
 
 # ----------------------------------------------------------------------------
-# Op table: kernel(image, arg, rand) and magnitude -> arg for each mapping.
+# Op table: kernel(images, arg, rand) and magnitude -> arg for each mapping.
 # ----------------------------------------------------------------------------
 
 _Kernel = Callable[[tf.Tensor, Scalar, Rand], tf.Tensor]
@@ -458,17 +497,50 @@ def op_argument(name: str, magnitude: float, mapping: str = 'cifar',
     return None if fn is None else fn(float(magnitude), float(image_size[0]), float(image_size[1]))
 
 
-def _run_op(name: str, image: tf.Tensor, magnitude: Scalar, rand: Rand,
+def _run_op(name: str, images: tf.Tensor, magnitude: Scalar, rand: Rand,
             mapping: str) -> tf.Tensor:
-    """The single code path of every public entry point."""
+    """The single code path of every public entry point: one op on a batch, per-image magnitudes allowed."""
     fn = _ARGS[mapping].get(name)
-    arg = None if fn is None else fn(magnitude, *_image_hw(image))
-    return _KERNELS[name](image, arg, rand)
+    arg = None if fn is None else fn(magnitude, *_image_hw(images))
+    return _KERNELS[name](images, arg, rand)
+
+
+def _dispatch(images: tf.Tensor, op: tf.Tensor, names: tuple[str, ...], magnitude: Scalar,
+              rand: tf.Tensor, mapping: str) -> tf.Tensor:
+    """Image b gets op names[op[b]] (op[b] == len(names): unchanged); each op runs once, on its images only.
+
+    A per-image switch would run a small graph per image; on 32-px images its fixed cost is most of the
+    work, so the batch is partitioned by op instead and stitched back in order.
+    """
+    n = len(names)
+    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), op, n + 1)
+    parts = tf.dynamic_partition(images, op, n + 1)
+    rands = tf.dynamic_partition(rand, op, n + 1)
+    mags = (tf.dynamic_partition(magnitude, op, n + 1) if tf.is_tensor(magnitude)
+            else [magnitude] * (n + 1))
+    outs = [_run_op(name, parts[j], mags[j], rands[j], mapping) for j, name in enumerate(names)]
+    out = tf.dynamic_stitch(positions, outs + [parts[n]])
+    out.set_shape(images.shape)
+    return out
 
 
 # ----------------------------------------------------------------------------
-# Public API.
+# Public API: batches (the input pipeline) and single images (the same code, B = 1).
 # ----------------------------------------------------------------------------
+
+def _check_batch(images: tf.Tensor) -> tf.Tensor:
+    images = tf.convert_to_tensor(images)
+    if images.dtype != tf.uint8 or images.shape.rank != 4:
+        raise ValueError(f'images must be uint8 BxHxWx3, got {images.dtype.name} of rank {images.shape.rank}')
+    return images
+
+
+def _one(fn: Callable[[tf.Tensor], tf.Tensor], image: tf.Tensor) -> tf.Tensor:
+    image = _check_image(image)
+    out = fn(image[tf.newaxis])[0]
+    out.set_shape(image.shape)
+    return out
+
 
 def apply_op(image: tf.Tensor, name: str, magnitude: float, seed: Optional[tf.Tensor] = None,
              mapping: str = 'cifar') -> tf.Tensor:
@@ -481,78 +553,95 @@ def apply_op(image: tf.Tensor, name: str, magnitude: float, seed: Optional[tf.Te
     _check_choice('op name', name, OP_NAMES)
     magnitude = _check_range('magnitude', magnitude, 0.0, _MAX_MAGNITUDE)
     _check_choice('mapping', mapping, MAPPINGS)
-    image = _check_image(image)
-    rand = None if seed is None else _uniforms(seed, 2)
-    return _run_op(name, image, magnitude, rand, mapping)
+    rand = None if seed is None else uniforms(seed, 2)[tf.newaxis]
+    return _one(lambda images: _run_op(name, images, magnitude, rand, mapping), image)
 
 
-def _policy_uniforms(seed: tf.Tensor) -> tf.Tensor:
-    """[gate, sub-policy, op1 prob, op2 prob, op1 rand (2), op2 rand (2)] for one image."""
-    return _uniforms(seed, 8)
+AUTOAUGMENT_DRAWS = 8  # [gate, sub-policy, op1 prob, op2 prob, op1 rand (2), op2 rand (2)] per image
 
 
 def subpolicy_index(seed: tf.Tensor, policy: str = 'cifar10') -> tf.Tensor:
     """The sub-policy autoaugment() applies for `seed` (when it applies one)."""
     _check_choice('policy', policy, tuple(POLICIES))
-    return _index(_policy_uniforms(seed)[1], len(POLICIES[policy]))
+    return _index(uniforms(seed, AUTOAUGMENT_DRAWS)[1], len(POLICIES[policy]))
 
 
-def _subpolicy_branch(image: tf.Tensor, subpolicy: tuple, u: tf.Tensor,
-                      mapping: str) -> Callable[[], tf.Tensor]:
-    """One sub-policy: each op runs when its uniform is below its probability."""
-    def branch() -> tf.Tensor:
-        out = image
-        for k, (name, p, m) in enumerate(subpolicy):
-            op = functools.partial(_run_op, name, out, float(m), u[4 + 2 * k:6 + 2 * k], mapping)
-            out = tf.cond(u[2 + k] < p, op, lambda out=out: out)
-        return out
-    return branch
+def autoaugment_batch(images: tf.Tensor, u: tf.Tensor, policy: str = 'cifar10',
+                      prob: Prob = 1.0) -> tf.Tensor:
+    """AutoAugment on a batch; `u` holds each image's AUTOAUGMENT_DRAWS uniforms ([B, 8]).
 
-
-def autoaugment(image: tf.Tensor, seed: tf.Tensor, policy: str = 'cifar10',
-                prob: Prob = 1.0) -> tf.Tensor:
-    """With probability `prob`, applies one uniformly drawn sub-policy of `policy`.
-
-    Each of the sub-policy's two ops runs with its own probability. `prob` may be
-    a scalar tensor so a schedule can change it without retracing.
+    Image b gets a sub-policy with probability `prob` (u[b, 0]), drawn uniformly (u[b, 1]); each of its two ops
+    runs with its own probability (u[b, 2 + k]). `prob` may be a scalar tensor, so a schedule can change it
+    without retracing.
     """
     _check_choice('policy', policy, tuple(POLICIES))
     if not tf.is_tensor(prob):
         _check_range('prob', prob, 0.0, 1.0)
-    image = _check_image(image)
+    images = _check_batch(images)
     subpolicies = POLICIES[policy]
-    u = _policy_uniforms(seed)
-    index = tf.where(u[0] < tf.cast(prob, tf.float32),
-                     _index(u[1], len(subpolicies)), len(subpolicies))
-    branches = [_subpolicy_branch(image, sp, u, _POLICY_MAPPING[policy]) for sp in subpolicies]
-    out = _case(index, branches + [lambda: image])
-    out.set_shape(image.shape)
-    return out
+    s = _index(u[:, 1], len(subpolicies))
+    gate = u[:, 0] < tf.cast(prob, tf.float32)
+    for k in range(2):
+        stage = [sp[k] for sp in subpolicies]
+        names = tuple(sorted({name for name, _, _ in stage} - {'Identity'}))
+        op_id = tf.constant([names.index(name) if name in names else len(names) for name, _, _ in stage])
+        p = tf.constant([p for _, p, _ in stage], tf.float32)
+        m = tf.constant([m for _, _, m in stage], tf.float64)
+        op = tf.where(gate & (u[:, 2 + k] < tf.gather(p, s)), tf.gather(op_id, s), len(names))
+        images = _dispatch(images, op, names, tf.gather(m, s), u[:, 4 + 2 * k:6 + 2 * k],
+                           _POLICY_MAPPING[policy])
+    return images
 
 
-def randaugment(image: tf.Tensor, seed: tf.Tensor, num_ops: int = 2,
-                magnitude: float = 9.0) -> tf.Tensor:
-    """RandAugment: `num_ops` ops drawn uniformly from RANDAUGMENT_OPS, each always applied.
+def autoaugment(image: tf.Tensor, seed: tf.Tensor, policy: str = 'cifar10',
+                prob: Prob = 1.0) -> tf.Tensor:
+    """autoaugment_batch on one image, its uniforms drawn from `seed`."""
+    u = uniforms(seed, AUTOAUGMENT_DRAWS)[tf.newaxis]
+    return _one(lambda images: autoaugment_batch(images, u, policy, prob), image)
+
+
+def randaugment_draws(num_ops: int) -> int:
+    return 3 * max(num_ops, 1)
+
+
+def randaugment_batch(images: tf.Tensor, u: tf.Tensor, num_ops: int = 2, magnitude: float = 9.0,
+                      keep: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """RandAugment: `num_ops` ops drawn uniformly from RANDAUGMENT_OPS, each always applied (to the images
+    where `keep`, when given); `u` is [B, randaugment_draws(num_ops)].
 
     Uses the 'imagenet' (TPU) magnitude mapping, translate/cutout scaled to the image size.
     """
     num_ops = _check_int('num_ops', num_ops, 0)
     magnitude = _check_range('magnitude', magnitude, 0.0, _MAX_MAGNITUDE)
-    image = _check_image(image)
-    u = _uniforms(seed, 3 * max(num_ops, 1))
+    images = _check_batch(images)
+    names = RANDAUGMENT_OPS[1:]
+    assert RANDAUGMENT_OPS[0] == 'Identity'
     for k in range(num_ops):
-        rand = u[3 * k + 1:3 * k + 3]
-        branches = [functools.partial(_run_op, name, image, magnitude, rand, 'imagenet')
-                    for name in RANDAUGMENT_OPS]
-        out = _case(_index(u[3 * k], len(RANDAUGMENT_OPS)), branches)
-        out.set_shape(image.shape)
-        image = out
-    return image
+        op = _index(u[:, 3 * k], len(RANDAUGMENT_OPS)) - 1
+        op = tf.where(op < 0, len(names), op)
+        if keep is not None:
+            op = tf.where(keep, op, len(names))
+        images = _dispatch(images, op, names, magnitude, u[:, 3 * k + 1:3 * k + 3], 'imagenet')
+    return images
+
+
+def randaugment(image: tf.Tensor, seed: tf.Tensor, num_ops: int = 2,
+                magnitude: float = 9.0) -> tf.Tensor:
+    """randaugment_batch on one image, its uniforms drawn from `seed`."""
+    u = uniforms(seed, randaugment_draws(_check_int('num_ops', num_ops, 0)))[tf.newaxis]
+    return _one(lambda images: randaugment_batch(images, u, num_ops, magnitude), image)
+
+
+def cutout_batch(images: tf.Tensor, rand: tf.Tensor, size: int, fill: int = 128,
+                 keep: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Cutout (DeVries & Taylor 2017) per image: centre uniform over the image (rand [B, 2]), square with
+    edges centre -/+ size//2, clipped to the image, filled with `fill`; only where `keep`, when given."""
+    size = _check_int('size', size, 0)
+    fill = _check_int('fill', fill, 0, 255)
+    return _cutout(_check_batch(images), rand, size, fill, keep)
 
 
 def cutout(image: tf.Tensor, seed: tf.Tensor, size: int, fill: int = 128) -> tf.Tensor:
-    """Cutout (DeVries & Taylor 2017): centre uniform over the image, square with
-    edges centre -/+ size//2, clipped to the image, filled with `fill`."""
-    size = _check_int('size', size, 0)
-    fill = _check_int('fill', fill, 0, 255)
-    return _cutout(_check_image(image), _uniforms(seed, 2), size, fill)
+    """cutout_batch on one image, its centre drawn from `seed`."""
+    rand = uniforms(seed, 2)[tf.newaxis]
+    return _one(lambda images: cutout_batch(images, rand, size, fill), image)

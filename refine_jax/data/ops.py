@@ -2,23 +2,41 @@
 
     'pad_crop(32,4)|flip_lr|autoaugment("cifar10")|cutout(16)'
 
-Every op is `fn(image, seed) -> image` on one uint8 HxWx3 image, with `seed` a shape-[2] int64 tensor. Streamed
-sources hand over encoded bytes: a spec whose first op takes them (`decode`, `inception_crop`, which decodes only
-the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first. All
+An op is one of two kinds. An example op, `fn(image, seed) -> image`, runs on one uint8 HxWx3 image with `seed` a
+shape-[2] int64 tensor (decoding, crops to a size, resizes). A `BatchOp` runs on a whole batch [B, H, W, 3]
+with each image's randomness handed in as uniforms hashed from that image's own seed, so an image's result does
+not depend on the batch it lands in. The input pipeline runs a spec's example ops per example, batches, then
+runs its trailing batch ops once per batch: on 32-px images a per-image TF graph costs more than the pixels.
+The same spec applied to a single image (`Pipeline.__call__`) runs the batch ops on a batch of one, and gives
+the very same pixels.
+
+Streamed sources hand over encoded bytes: a spec whose first op takes them (`decode`, `inception_crop`, which
+decodes only the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first. All
 randomness is stateless, so an example's augmentation is a pure function of (run seed, epoch, position) and a
 resumed run sees the very same pixels. Normalisation happens on device, so the host ships uint8 (4x less data).
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
-from typing import Callable
+from typing import Callable, Union
 
 import tensorflow as tf
 
-Op = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-# factory(*args, aug_prob=float) -> Op; `aug_prob` scales the ops that the paper's gradual variant weakens.
-_REGISTRY: dict[str, Callable[..., Op]] = {}
+ExampleOp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOp:
+  """fn(images [B, H, W, C] uint8, u [B, draws] float32 uniforms in [0, 1)) -> images."""
+  draws: int
+  fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+AnyOp = Union[ExampleOp, BatchOp]
+# factory(*args, aug_prob=float) -> op; `aug_prob` scales the ops that the paper's gradual variant weakens.
+_REGISTRY: dict[str, Callable[..., AnyOp]] = {}
 _SCALED = set()  # ops whose probability follows the aug_prob schedule
 _ENCODED = set()  # ops that accept an encoded image string as well as uint8 pixels
 
@@ -60,8 +78,63 @@ def _parse(spec: str, field: str) -> list[tuple[str, tuple]]:
   return out
 
 
-def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Op:
-  """Compiles a spec string into one op; `aug_prob` is this epoch's augmentation probability."""
+class Pipeline:
+  """A compiled spec: example ops up to `tail_start`, then a tail of batch ops run once per batch."""
+
+  def __init__(self, ops: list[AnyOp], takes_encoded: bool):
+    self.ops = ops
+    self.takes_encoded = takes_encoded
+    self.tail_start = len(ops)
+    while self.tail_start > 0 and isinstance(ops[self.tail_start - 1], BatchOp):
+      self.tail_start -= 1
+    self._cols, n = [], 0  # each batch op's columns of an example's uniforms
+    for op in ops:
+      d = op.draws if isinstance(op, BatchOp) else 0
+      self._cols.append((n, n + d))
+      n += d
+    self.draws = n
+
+  @property
+  def has_tail(self) -> bool:
+    return self.tail_start < len(self.ops)
+
+  def _uniforms(self, seeds: tf.Tensor) -> tf.Tensor:
+    from refine_jax.augment import autoaugment as aa
+    return aa.batch_uniforms(seeds, self.draws)
+
+  def example(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Runs the ops before the tail on one image (a batch op there runs on a batch of one)."""
+    if image.dtype == tf.string and not self.takes_encoded:
+      image = _decode(image)
+    u = self._uniforms(seed[tf.newaxis]) if any(isinstance(op, BatchOp) for op in self.ops[:self.tail_start]) \
+        else None
+    for i, op in enumerate(self.ops[:self.tail_start]):
+      if isinstance(op, BatchOp):
+        lo, hi = self._cols[i]
+        image = op.fn(image[tf.newaxis], u[:, lo:hi])[0]
+      else:
+        image = op(image, tf.random.experimental.stateless_fold_in(seed, i))
+    return image
+
+  def batch(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """Runs the tail on a batch of `example` outputs with their seeds ([B, 2]); each image's draws come
+    from its own seed (`batch_uniforms`), so its pixels do not depend on the rest of the batch."""
+    if not self.has_tail:
+      return images
+    u = self._uniforms(seeds)
+    for i in range(self.tail_start, len(self.ops)):
+      lo, hi = self._cols[i]
+      images = self.ops[i].fn(images, u[:, lo:hi])
+    return images
+
+  def __call__(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """The whole spec on one image: the same pixels as the example-then-batch route."""
+    image = self.example(image, seed)
+    return self.batch(image[tf.newaxis], tf.reshape(seed, [1, 2]))[0] if self.has_tail else image
+
+
+def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Pipeline:
+  """Compiles a spec string; `aug_prob` is this epoch's augmentation probability."""
   from refine_jax.config import ConfigError
   fns = []
   parsed = _parse(spec, field)
@@ -71,14 +144,7 @@ def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Op:
       fns.append(_REGISTRY[name](*args, aug_prob=aug_prob) if name in _SCALED else _REGISTRY[name](*args))
     except (TypeError, ValueError) as e:
       raise ConfigError(field, f'op {name}{args}: {e}') from None
-
-  def apply(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    if image.dtype == tf.string and not takes_encoded:
-      image = _decode(image)
-    for i, fn in enumerate(fns):
-      image = fn(image, tf.random.experimental.stateless_fold_in(seed, i))
-    return image
-  return apply
+  return Pipeline(fns, takes_encoded)
 
 
 def validate_spec(spec: str, field: str) -> None:
@@ -89,12 +155,13 @@ def validate_spec(spec: str, field: str) -> None:
 # --------------------------------------------------------------------------- standard ops
 
 
-def _uniform(seed, lo, hi, dtype=tf.float32):
-  return tf.random.stateless_uniform([], seed, lo, hi, dtype=dtype)
+def _offset(u: tf.Tensor, room: tf.Tensor) -> tf.Tensor:
+  """Uniform int in [0, room) per image from uniforms in [0, 1)."""
+  return tf.minimum(tf.cast(u * tf.cast(room, tf.float32), tf.int32), room - 1)
 
 
 @register('decode', encoded=True)
-def decode(channels: int = 3) -> Op:
+def decode(channels: int = 3) -> ExampleOp:
   """Decodes an encoded image string (pass-through for already decoded uint8 images)."""
   def fn(image, seed):
     if image.dtype == tf.string:
@@ -104,31 +171,31 @@ def decode(channels: int = 3) -> Op:
 
 
 @register('flip_lr')
-def flip_lr() -> Op:
-  def fn(image, seed):
-    # tf.cond, not tf.where: a select over the whole image costs 5x the flip itself inside tf.data.
-    return tf.cond(_uniform(seed, 0.0, 1.0) < 0.5, lambda: tf.reverse(image, [1]), lambda: image)
-  return fn
+def flip_lr() -> BatchOp:
+  """Mirrors each image with probability 1/2."""
+  def fn(images, u):
+    return tf.where(u[:, 0, tf.newaxis, tf.newaxis, tf.newaxis] < 0.5, tf.reverse(images, [2]), images)
+  return BatchOp(1, fn)
 
 
 @register('pad_crop')
-def pad_crop(size: int, pad: int) -> Op:
+def pad_crop(size: int, pad: int) -> BatchOp:
   """CIFAR-style: zero-pad by `pad` on each side, random `size`x`size` crop."""
   if size <= 0 or pad < 0:
     raise ValueError(f'size must be > 0 and pad >= 0, got {size}, {pad}')
 
-  def fn(image, seed):
-    image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    h, w = tf.shape(image)[0], tf.shape(image)[1]
-    y = tf.random.stateless_uniform([], s1, 0, h - size + 1, dtype=tf.int32)
-    x = tf.random.stateless_uniform([], s2, 0, w - size + 1, dtype=tf.int32)
-    return tf.ensure_shape(image[y:y + size, x:x + size], [size, size, None])
-  return fn
+  def fn(images, u):
+    images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    shape = tf.shape(images)
+    y = _offset(u[:, 0], shape[1] - size + 1)[:, tf.newaxis] + tf.range(size)
+    x = _offset(u[:, 1], shape[2] - size + 1)[:, tf.newaxis] + tf.range(size)
+    out = tf.gather(tf.gather(images, y, axis=1, batch_dims=1), x, axis=2, batch_dims=1)
+    return tf.ensure_shape(out, [None, size, size, None])
+  return BatchOp(2, fn)
 
 
 @register('resize')
-def resize(size: int, method: str = 'bilinear') -> Op:
+def resize(size: int, method: str = 'bilinear') -> ExampleOp:
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
 
@@ -139,7 +206,7 @@ def resize(size: int, method: str = 'bilinear') -> Op:
 
 
 @register('resize_small')
-def resize_small(size: int) -> Op:
+def resize_small(size: int) -> ExampleOp:
   """Resizes so the shorter side is `size` (ImageNet eval: resize_small(256)|center_crop(224))."""
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
@@ -154,7 +221,7 @@ def resize_small(size: int) -> Op:
 
 
 @register('center_crop')
-def center_crop(size: int) -> Op:
+def center_crop(size: int) -> ExampleOp:
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
 
@@ -167,7 +234,7 @@ def center_crop(size: int) -> Op:
 
 @register('inception_crop', encoded=True)
 def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
-                   min_ratio: float = 3 / 4, max_ratio: float = 4 / 3) -> Op:
+                   min_ratio: float = 3 / 4, max_ratio: float = 4 / 3) -> ExampleOp:
   """ImageNet-style random-resized crop: area scale and aspect-ratio distortion, resized to `size`.
 
   Given an encoded JPEG, it reads the shape from the header and decodes only the crop window (the same box
@@ -202,35 +269,32 @@ def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
   return fn
 
 
-def _with_prob(fn: Op, prob: float) -> Op:
-  if prob >= 1.0:
-    return fn
-
-  def wrapped(image, seed):
-    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    return tf.cond(_uniform(s1, 0.0, 1.0) < prob, lambda: fn(image, s2), lambda: image)
-  return wrapped
+def _keep(u: tf.Tensor, prob: float):
+  """Which images a probability-`prob` op applies to (None: all), from one uniform each."""
+  return None if prob >= 1.0 else u < prob
 
 
 @register('autoaugment', scaled=True)
-def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> Op:
+def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> BatchOp:
   from refine_jax.augment import autoaugment as aa
   if policy not in aa.POLICIES:
     raise ValueError(f'unknown policy {policy!r}; allowed: {", ".join(sorted(aa.POLICIES))}')
-  return lambda image, seed: aa.autoaugment(image, seed, policy=policy, prob=aug_prob)
+  return BatchOp(aa.AUTOAUGMENT_DRAWS, lambda images, u: aa.autoaugment_batch(images, u, policy, aug_prob))
 
 
 @register('randaugment', scaled=True)
-def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1.0) -> Op:
+def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1.0) -> BatchOp:
   from refine_jax.augment import autoaugment as aa
   if not 0 <= magnitude <= 10:
     raise ValueError(f'magnitude must be in [0, 10], got {magnitude}')
-  return _with_prob(lambda image, seed: aa.randaugment(image, seed, num_ops, magnitude), aug_prob)
+  n = aa.randaugment_draws(num_ops)
+  return BatchOp(n + 1, lambda images, u: aa.randaugment_batch(images, u[:, 1:], num_ops, magnitude,
+                                                               _keep(u[:, 0], aug_prob)))
 
 
 @register('cutout', scaled=True)
-def cutout(size: int, *, aug_prob: float = 1.0) -> Op:
+def cutout(size: int, *, aug_prob: float = 1.0) -> BatchOp:
   from refine_jax.augment import autoaugment as aa
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
-  return _with_prob(lambda image, seed: aa.cutout(image, seed, size), aug_prob)
+  return BatchOp(3, lambda images, u: aa.cutout_batch(images, u[:, 1:], size, keep=_keep(u[:, 0], aug_prob)))

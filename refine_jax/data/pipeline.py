@@ -41,6 +41,37 @@ def _images_tensor(split: Split) -> tf.Tensor:
   return split._tf_images, split._tf_labels
 
 
+def _finish(d: dict, image: tf.Tensor) -> dict:
+  return {'image': image, **{k: d[k] for k in ('label', 'mask') if k in d}}
+
+
+def _augment_examples(ds: tf.data.Dataset, op: ops_lib.Pipeline, batch: int, *,
+                      drop_remainder: bool) -> tf.data.Dataset:
+  """Examples {'image', 'label', 'seed', ['mask']} -> augmented batches {'image', 'label', ['mask']}.
+
+  The op's example ops run per example; its trailing batch ops once per batch, when the examples then have
+  one fixed shape (else everything runs per example: the same pixels either way)."""
+  head = ds.map(lambda ex: {**ex, 'image': op.example(ex['image'], ex['seed'])},
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if op.has_tail and head.element_spec['image'].shape.is_fully_defined():
+    return head.batch(batch, drop_remainder=drop_remainder).map(
+        lambda b: _finish(b, op.batch(b['image'], b['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+  return ds.map(lambda ex: _finish(ex, op(ex['image'], ex['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True).batch(batch, drop_remainder=drop_remainder)
+
+
+def _augment_batches(ds: tf.data.Dataset, op: ops_lib.Pipeline, batch: int) -> tf.data.Dataset:
+  """Batches of decoded same-shape images {'image', 'label', 'seed' [B, 2], ['mask']} -> augmented batches.
+
+  In memory the whole pipeline can work batch by batch (gather, draws, ops): nothing runs per example unless
+  the spec has example ops."""
+  if op.tail_start == 0:
+    return ds.map(lambda b: _finish(b, op.batch(b['image'], b['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True)
+  return _augment_examples(ds.unbatch(), op, batch, drop_remainder=False)
+
+
 def process_rows(sharding, global_batch: int) -> np.ndarray:
   """The rows of a global batch that this process's devices hold, in the order
   `jax.make_array_from_process_local_data` reads them from the local batch (sorted global rows).
@@ -63,7 +94,7 @@ def _stream_examples(split: Split, order_seed: int, count: int, *, shuffle: bool
   return ds.take(count)
 
 
-def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, batch: int,
+def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Pipeline], *, batch: int,
                   steps_per_epoch: int, seed: int, start_step: int,
                   rows: Optional[np.ndarray] = None) -> Iterator[Batch]:
   """This process's rows (`rows`, default all) of the global training batches from step `start_step` on,
@@ -82,24 +113,20 @@ def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Op], *, ba
   while True:
     op = pp_for_epoch(epoch)
     if split.images is None:
-      ds, epochs_done = _stream_epoch(split, seed, epoch, skip, steps_per_epoch * local_batch,
-                                      local_batch), [epoch]
+      ds = _stream_epoch(split, seed, epoch, skip, steps_per_epoch * local_batch, local_batch)
+      ds, epochs_done = _augment_examples(ds, op, local_batch, drop_remainder=True), [epoch]
     else:
       ds, epochs_done = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, steps_per_epoch, batch, rows)
-
-    def prep(ex, op=op):
-      return {'image': op(ex['image'], tf.stack([ex['es'], ex['pos']])), 'label': ex['label']}
-
-    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+      ds = _augment_batches(ds, op, local_batch)
+    ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
     yield from ds.as_numpy_iterator()
     epoch, skip = epochs_done[-1] + 1, 0
 
 
 def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: int, steps_per_epoch: int,
                    batch: int, rows: np.ndarray) -> tuple[tf.data.Dataset, list[int]]:
-  """Examples of epochs first, first+1, ... while `pp_for_epoch` keeps returning `op`; the list it returns
-  fills with the epochs actually produced."""
+  """This process's local batches {'image', 'label', 'seed'} of epochs first, first+1, ... while
+  `pp_for_epoch` keeps returning `op`; the list it returns fills with the epochs actually produced."""
   images, labels = _images_tensor(split)
   done: list[int] = []
 
@@ -108,18 +135,25 @@ def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: 
     while pp_for_epoch(e) is op:
       perm = np.random.default_rng([seed & 0xFFFFFFFF, e]).permutation(split.num_examples)
       steps = np.arange(skip if e == first else 0, steps_per_epoch, dtype=np.int64)
-      pos = (steps[:, None] * batch + rows[None, :]).reshape(-1)
+      pos = steps[:, None] * batch + rows[None, :]
       done.append(e)
       yield perm[pos].astype(np.int64), pos, np.int64(epoch_seed(seed, e))
       e += 1
 
-  spec = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
+  spec = (tf.TensorSpec([None, len(rows)], tf.int64), tf.TensorSpec([None, len(rows)], tf.int64),
+          tf.TensorSpec([], tf.int64))
   ds = tf.data.Dataset.from_generator(epochs, output_signature=spec)
   ds = ds.flat_map(lambda idx, pos, es: tf.data.Dataset.from_tensor_slices(
-      {'index': idx, 'pos': pos, 'es': tf.fill(tf.shape(idx), es)}))
-  ds = ds.map(lambda ex: {'image': tf.gather(images, ex['index']), 'label': tf.gather(labels, ex['index']),
-                          'pos': ex['pos'], 'es': ex['es']}, num_parallel_calls=tf.data.AUTOTUNE)
+      {'index': idx, 'pos': pos, 'es': tf.fill(tf.shape(idx)[:1], es)}))
+  ds = ds.map(lambda b: {'image': tf.gather(images, b['index']), 'label': tf.gather(labels, b['index']),
+                         'seed': _seeds(b['es'], b['pos'])}, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=True)
   return ds, done
+
+
+def _seeds(es: tf.Tensor, pos: tf.Tensor) -> tf.Tensor:
+  """Augmentation seeds [..., 2] of the examples at positions `pos` of the epoch with seed `es`."""
+  return tf.stack([tf.broadcast_to(tf.cast(es, tf.int64), tf.shape(pos)), pos], axis=-1)
 
 
 def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int,
@@ -130,8 +164,7 @@ def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int
   ds = ds.skip(skip * local_batch)
   # Positions interleave the processes' parts so that no two examples share an augmentation seed.
   return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'],
-                                 'pos': pos * split.process_count + split.process_index,
-                                 'es': tf.constant(es, tf.int64)})
+                                 'seed': _seeds(es, pos * split.process_count + split.process_index)})
 
 
 def steps_per_epoch(split: Split, batch: int) -> int:
@@ -151,7 +184,7 @@ def num_eval_batches(split: Split, batch: int, count: Optional[int] = None) -> i
   return max(1, math.ceil(largest / (batch // split.process_count)))
 
 
-def eval_batches(split: Split, op: ops_lib.Op, *, batch: int, rows: Optional[np.ndarray] = None,
+def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Optional[np.ndarray] = None,
                  count: Optional[int] = None, aug_seed: int = 0) -> Iterator[Batch]:
   """This process's rows of global batches that hold every example of `split` (or its first `count`) exactly
   once, in order, padded with mask=0 (zero images, label 0); `num_eval_batches` of them.
@@ -166,30 +199,29 @@ def eval_batches(split: Split, op: ops_lib.Op, *, batch: int, rows: Optional[np.
   if split.images is not None:
     n = split.num_examples if count is None else min(count, split.num_examples)
     images, labels = _images_tensor(split)
-    pos = (np.arange(num_batches, dtype=np.int64)[:, None] * batch + rows[None, :]).reshape(-1)
-    ds = tf.data.Dataset.from_tensor_slices(pos).map(
-        lambda i: {'image': tf.gather(images, tf.minimum(i, n - 1)), 'label': tf.gather(labels, tf.minimum(i, n - 1)),
-                   'pos': i, 'mask': tf.cast(i < n, tf.float32)}, num_parallel_calls=tf.data.AUTOTUNE)
+    pos = np.arange(num_batches, dtype=np.int64)[:, None] * batch + rows[None, :]
 
-    def prep(ex):
-      img = op(ex['image'], tf.stack([tf.constant(es, tf.int64), ex['pos']]))
-      keep = ex['mask'] > 0
-      return {'image': tf.where(keep, img, tf.zeros_like(img)),
-              'label': tf.where(keep, ex['label'], tf.zeros_like(ex['label'])), 'mask': ex['mask']}
+    def gather(p):
+      i = tf.minimum(p, n - 1)
+      return {'image': tf.gather(images, i), 'label': tf.gather(labels, i), 'seed': _seeds(es, p),
+              'mask': tf.cast(p < n, tf.float32)}
 
-    ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(local_batch).prefetch(tf.data.AUTOTUNE).with_options(_options())
-    yield from ds.as_numpy_iterator()
+    def blank_padding(b):
+      keep = b['mask'] > 0
+      return {'image': tf.where(keep[:, None, None, None], b['image'], tf.zeros_like(b['image'])),
+              'label': tf.where(keep, b['label'], tf.zeros_like(b['label'])), 'mask': b['mask']}
+
+    ds = tf.data.Dataset.from_tensor_slices(pos).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                     deterministic=True)
+    ds = _augment_batches(ds, op, local_batch).map(blank_padding)
+    yield from ds.prefetch(tf.data.AUTOTUNE).with_options(_options()).as_numpy_iterator()
     return
   n = split.num_examples if count is None else min(count // split.process_count, split.num_examples)
   ds = tf.data.Dataset.zip((_stream_examples(split, es, n, shuffle=False), tf.data.Dataset.range(n)))
-
-  def prep_stream(ex, pos):
-    pos = pos * split.process_count + split.process_index
-    return {'image': op(ex['image'], tf.stack([tf.constant(es, tf.int64), pos])), 'label': ex['label']}
-
-  ds = ds.map(prep_stream, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(local_batch).prefetch(tf.data.AUTOTUNE).with_options(_options())
+  ds = ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'],
+                               'seed': _seeds(es, pos * split.process_count + split.process_index)})
+  ds = _augment_examples(ds, op, local_batch, drop_remainder=False)
+  ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
   produced, template = 0, None
   for b in ds.as_numpy_iterator():
     k = len(b['label'])
