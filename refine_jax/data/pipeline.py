@@ -208,8 +208,11 @@ def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Option
 
     def blank_padding(b):
       keep = b['mask'] > 0
-      return {'image': tf.where(keep[:, None, None, None], b['image'], tf.zeros_like(b['image'])),
-              'label': tf.where(keep, b['label'], tf.zeros_like(b['label'])), 'mask': b['mask']}
+
+      def blank():  # only a last, partly padded batch pays for the select
+        return {'image': tf.where(keep[:, None, None, None], b['image'], tf.zeros_like(b['image'])),
+                'label': tf.where(keep, b['label'], tf.zeros_like(b['label'])), 'mask': b['mask']}
+      return tf.cond(tf.reduce_all(keep), lambda: b, blank)
 
     ds = tf.data.Dataset.from_tensor_slices(pos).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
                                                      deterministic=True)
