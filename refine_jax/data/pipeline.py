@@ -5,6 +5,10 @@ The order of epoch `e` and the augmentation of the example at position `i` of th
 and skipping s % steps_per_epoch batches. Nothing is carried in iterator state. In-memory splits are held
 whole by every process, which feeds its own rows of each global batch: the run is the same on 1 or N
 processes. Streamed splits (ImageNet-scale) are read in disjoint per-process parts.
+
+In memory a batch is built whole (gather, each image's draws, the spec's batch ops: see data/ops.py); streamed
+examples go through the spec's example ops (decode, crops) one by one, then its batch ops per batch. Either way
+an image's pixels depend on its own seed only, never on the batch it lands in.
 """
 from __future__ import annotations
 
