@@ -306,9 +306,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   def evaluate(state, phase: Phase, step: int, aug_fn) -> dict:
     def run(fn, batches, key=None):
-      # Per-batch sums are added on the host (float64), after one transfer: adding them on device would be a
-      # separate program per batch with its own cross-device collective, which XLA:CPU's in-process
-      # communicator can starve of threads when many virtual devices share few cores.
+      # The per-batch sums come back in one transfer and are added on the host in float64, rather than by a
+      # small device program per batch.
       sums = [fn(state, pipeline.to_global(b, data_sharding), None if key is None else jax.random.fold_in(key, i))
               for i, b in enumerate(batches)]
       sums = jax.device_get(sums)

@@ -230,9 +230,9 @@ def uniforms(seed: tf.Tensor, n: int) -> tf.Tensor:
     return batch_uniforms(tf.reshape(seed, [1, 2]), n)[0]
 
 
-def _index(u: tf.Tensor, n: int) -> tf.Tensor:
-    """Uniform int in [0, n) from a uniform float in [0, 1)."""
-    return tf.minimum(tf.cast(u * n, tf.int32), n - 1)
+def uniform_index(u: tf.Tensor, n: Union[int, tf.Tensor]) -> tf.Tensor:
+    """Uniform int32 in [0, n) from uniform floats in [0, 1) (n a Python int or an int32 tensor)."""
+    return tf.minimum(tf.cast(u * tf.cast(n, tf.float32), tf.int32), n - 1)
 
 
 def _random_sign(rand: Rand) -> Scalar:
@@ -341,8 +341,7 @@ def _cutout(images: tf.Tensor, rand: Rand, size: Scalar, fill: int,
     if rand is None:
         cy, cx = h // 2, w // 2
     else:
-        cy = _col(tf.minimum(tf.cast(rand[:, 0] * tf.cast(h, tf.float32), tf.int32), h - 1), 3)
-        cx = _col(tf.minimum(tf.cast(rand[:, 1] * tf.cast(w, tf.float32), tf.int32), w - 1), 3)
+        cy, cx = _col(uniform_index(rand[:, 0], h), 3), _col(uniform_index(rand[:, 1], w), 3)
     half = _col(tf.cast(size, tf.int32) // 2, 3)
     rows = tf.range(h)[tf.newaxis, :, tf.newaxis]
     cols = tf.range(w)[tf.newaxis, tf.newaxis, :]
@@ -505,23 +504,31 @@ def _run_op(name: str, images: tf.Tensor, magnitude: Scalar, rand: Rand,
     return _KERNELS[name](images, arg, rand)
 
 
-def _dispatch(images: tf.Tensor, op: tf.Tensor, names: tuple[str, ...], magnitude: Scalar,
-              rand: tf.Tensor, mapping: str) -> tf.Tensor:
-    """Image b gets op names[op[b]] (op[b] == len(names): unchanged); each op runs once, on its images only.
+def partitioned(which: tf.Tensor, count: int, fn: Callable[..., tf.Tensor], images: tf.Tensor,
+                *per_image: tf.Tensor) -> tf.Tensor:
+    """Splits the batch by `which` (int32 [B] in [0, count)), runs fn(j, images_j, *per_image_j) once per
+    group, and stitches the results back in batch order.
 
-    A per-image switch would run a small graph per image; on 32-px images its fixed cost is most of the
-    work, so the batch is partitioned by op instead and stitched back in order.
+    A per-image switch would run a small graph per image; on small images its fixed cost is most of the work.
     """
-    n = len(names)
-    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), op, n + 1)
-    parts = tf.dynamic_partition(images, op, n + 1)
-    rands = tf.dynamic_partition(rand, op, n + 1)
-    mags = (tf.dynamic_partition(magnitude, op, n + 1) if tf.is_tensor(magnitude)
-            else [magnitude] * (n + 1))
-    outs = [_run_op(name, parts[j], mags[j], rands[j], mapping) for j, name in enumerate(names)]
-    out = tf.dynamic_stitch(positions, outs + [parts[n]])
+    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), which, count)
+    parts = [tf.dynamic_partition(t, which, count) for t in (images, *per_image)]
+    out = tf.dynamic_stitch(positions, [fn(j, *(p[j] for p in parts)) for j in range(count)])
     out.set_shape(images.shape)
     return out
+
+
+def _dispatch(images: tf.Tensor, op: tf.Tensor, names: tuple[str, ...], magnitude: Scalar,
+              rand: tf.Tensor, mapping: str) -> tf.Tensor:
+    """Image b gets op names[op[b]] (op[b] == len(names): unchanged); each op runs once, on its images only."""
+    n = len(names)
+
+    def run(j, part, rand_j, *magnitude_j):
+        if j == n:
+            return part
+        return _run_op(names[j], part, magnitude_j[0] if magnitude_j else magnitude, rand_j, mapping)
+    per_image = (rand, magnitude) if tf.is_tensor(magnitude) else (rand,)
+    return partitioned(op, n + 1, run, images, *per_image)
 
 
 # ----------------------------------------------------------------------------
@@ -563,7 +570,7 @@ AUTOAUGMENT_DRAWS = 8  # [gate, sub-policy, op1 prob, op2 prob, op1 rand (2), op
 def subpolicy_index(seed: tf.Tensor, policy: str = 'cifar10') -> tf.Tensor:
     """The sub-policy autoaugment() applies for `seed` (when it applies one)."""
     _check_choice('policy', policy, tuple(POLICIES))
-    return _index(uniforms(seed, AUTOAUGMENT_DRAWS)[1], len(POLICIES[policy]))
+    return uniform_index(uniforms(seed, AUTOAUGMENT_DRAWS)[1], len(POLICIES[policy]))
 
 
 def autoaugment_batch(images: tf.Tensor, u: tf.Tensor, policy: str = 'cifar10',
@@ -579,7 +586,7 @@ def autoaugment_batch(images: tf.Tensor, u: tf.Tensor, policy: str = 'cifar10',
         _check_range('prob', prob, 0.0, 1.0)
     images = _check_batch(images)
     subpolicies = POLICIES[policy]
-    s = _index(u[:, 1], len(subpolicies))
+    s = uniform_index(u[:, 1], len(subpolicies))
     gate = u[:, 0] < tf.cast(prob, tf.float32)
     for k in range(2):
         stage = [sp[k] for sp in subpolicies]
@@ -617,7 +624,7 @@ def randaugment_batch(images: tf.Tensor, u: tf.Tensor, num_ops: int = 2, magnitu
     names = RANDAUGMENT_OPS[1:]
     assert RANDAUGMENT_OPS[0] == 'Identity'
     for k in range(num_ops):
-        op = _index(u[:, 3 * k], len(RANDAUGMENT_OPS)) - 1
+        op = uniform_index(u[:, 3 * k], len(RANDAUGMENT_OPS)) - 1
         op = tf.where(op < 0, len(names), op)
         if keep is not None:
             op = tf.where(keep, op, len(names))

@@ -155,11 +155,6 @@ def validate_spec(spec: str, field: str) -> None:
 # --------------------------------------------------------------------------- standard ops
 
 
-def _offset(u: tf.Tensor, room: tf.Tensor) -> tf.Tensor:
-  """Uniform int in [0, room) per image from uniforms in [0, 1)."""
-  return tf.minimum(tf.cast(u * tf.cast(room, tf.float32), tf.int32), room - 1)
-
-
 @register('decode', encoded=True)
 def decode(channels: int = 3) -> ExampleOp:
   """Decodes an encoded image string (pass-through for already decoded uint8 images)."""
@@ -173,15 +168,12 @@ def decode(channels: int = 3) -> ExampleOp:
 @register('flip_lr')
 def flip_lr() -> BatchOp:
   """Mirrors each image with probability 1/2."""
+  from refine_jax.augment import autoaugment as aa
+
   def fn(images, u):
-    # Reverse only the images that flip (partition, stitch back): a broadcast tf.where over the batch costs
-    # 6x as much at 224 px.
+    # Reverse only the images that flip: a broadcast tf.where over the batch costs 6x as much at 224 px.
     flip = tf.cast(u[:, 0] < 0.5, tf.int32)
-    positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), flip, 2)
-    keep, flipped = tf.dynamic_partition(images, flip, 2)
-    out = tf.dynamic_stitch(positions, [keep, tf.reverse(flipped, [2])])
-    out.set_shape(images.shape)
-    return out
+    return aa.partitioned(flip, 2, lambda j, part: tf.reverse(part, [2]) if j else part, images)
   return BatchOp(1, fn)
 
 
@@ -191,11 +183,13 @@ def pad_crop(size: int, pad: int) -> BatchOp:
   if size <= 0 or pad < 0:
     raise ValueError(f'size must be > 0 and pad >= 0, got {size}, {pad}')
 
+  from refine_jax.augment import autoaugment as aa
+
   def fn(images, u):
     images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     shape = tf.shape(images)
-    y = _offset(u[:, 0], shape[1] - size + 1)[:, tf.newaxis] + tf.range(size)
-    x = _offset(u[:, 1], shape[2] - size + 1)[:, tf.newaxis] + tf.range(size)
+    y = aa.uniform_index(u[:, 0], shape[1] - size + 1)[:, tf.newaxis] + tf.range(size)
+    x = aa.uniform_index(u[:, 1], shape[2] - size + 1)[:, tf.newaxis] + tf.range(size)
     out = tf.gather(tf.gather(images, y, axis=1, batch_dims=1), x, axis=2, batch_dims=1)
     return tf.ensure_shape(out, [None, size, size, None])
   return BatchOp(2, fn)
