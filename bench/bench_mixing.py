@@ -2,7 +2,8 @@
 
     python bench/bench_mixing.py [--model=preact_resnet18] [--batch=32] [--steps=5] [--rounds=3]
 
-Each kind gets its own compiled `refine_jax.train.train_step` (as in training); timed steps are interleaved in
+Each kind gets its own Env (`bench.common.step_env`, as training builds it) and compiled
+`refine_jax.steps.train_step`; timed steps are interleaved in
 rounds so load drifts hit every kind alike, and the table reports the median step time and its ratio to none.
 """
 from __future__ import annotations
@@ -17,13 +18,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from bench import common  # noqa: E402
-from refine_jax import models, train  # noqa: E402
-from refine_jax.augment import mixing  # noqa: E402
+from refine_jax import steps  # noqa: E402
 
 KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
 
@@ -36,19 +35,17 @@ def main() -> None:
   ap.add_argument('--steps', type=int, default=5)
   ap.add_argument('--rounds', type=int, default=3)
   a = ap.parse_args()
-  mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
-  model = models.get_model(a.model, 10)
-  env = train.Env(model=model, tx=train.optax.sgd(0.01, momentum=0.9), mesh=mesh, num_classes=10,
-                  mean=(0.5,) * 3, std=(0.25,) * 3, dtype=jnp.float32, smoothing=0.0, seed=0,
-                  gamma_fn=lambda s: jnp.float32(1.0), prob_fn=lambda s: jnp.float32(1.0))
-  state = train.init_state(env, (a.size, a.size, 3), 0)
+  envs = {k: common.step_env(a.model, 10, kind=k) for k in KINDS}
+  mesh = envs['none'][0].mesh
+  state = steps.init_state(envs['none'][0], (a.size, a.size, 3), 0)
   rng = np.random.default_rng(0)
   batch = {'image': rng.integers(0, 256, (a.batch, a.size, a.size, 3), dtype=np.uint8),
            'label': rng.integers(0, 10, (a.batch,), dtype=np.int32)}
   batch = jax.device_put(batch, NamedSharding(mesh, P('data')))
   fns, states = {}, {}
   for k in KINDS:
-    fns[k] = jax.jit(functools.partial(train.train_step, env, mixing.MixSpec(k, False, (0, 1, 2))))
+    env, phase = envs[k]
+    fns[k] = jax.jit(functools.partial(steps.train_step, env, phase.mix))
     states[k], loss = fns[k](state, batch)  # compile + warm up
     loss.block_until_ready()
   times = {k: [] for k in KINDS}

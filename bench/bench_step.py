@@ -3,8 +3,9 @@
     python bench/bench_step.py [--models=preact_resnet18,wide_resnet28_10,resnet50] [--steps=3] [--rounds=2]
         [--torch_python=BENCH_ENV/bin/python] [--dtype=float32] [--peak_tflops=N]
 
-Ours is `refine_jax.train.train_step` (mixing off, SGD + Nesterov momentum + weight decay, uint8 batch
-normalised on device) compiled once per model; PyTorch's is bench/torch_step.py (eager, train mode, the same
+Ours is `refine_jax.steps.train_step` on the Env training builds (`bench.common.step_env`: mixing off, SGD +
+Nesterov momentum + weight decay, uint8 batch normalised on device; no TensorFlow imported) compiled once per
+model; PyTorch's is bench/torch_step.py (eager, train mode, the same
 optimiser) in the bench environment. Rounds alternate the two sides so load drifts hit both; the table gives
 the median step, images/s, the ratio, both parameter counts (the same architecture), and the model FLOP rate
 from XLA's cost analysis of our step (with --peak_tflops, the model FLOP utilisation).
@@ -24,14 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from bench import common  # noqa: E402
-from refine_jax import models, train  # noqa: E402
-from refine_jax.augment import mixing  # noqa: E402
+from refine_jax import steps  # noqa: E402
 
 # model: (image size, classes, batch) — CIFAR models at 32 px, ResNet-50 at ImageNet's 224 px.
 SHAPES = {'preact_resnet18': (32, 10, 64), 'wide_resnet28_10': (32, 10, 32), 'resnet50': (224, 1000, 16)}
@@ -39,20 +37,15 @@ SHAPES = {'preact_resnet18': (32, 10, 64), 'wide_resnet28_10': (32, 10, 32), 're
 
 class Ours:
   def __init__(self, name: str, batch: int, size: int, classes: int, dtype: str):
-    mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
-    dt = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
-    model = models.get_model(name, classes, dtype=dt)
-    tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.01, momentum=0.9, nesterov=True))
-    env = train.Env(model=model, tx=tx, mesh=mesh, num_classes=classes, mean=(0.5,) * 3, std=(0.25,) * 3,
-                    dtype=dt, smoothing=0.0, seed=0, gamma_fn=lambda s: jnp.float32(1.0),
-                    prob_fn=lambda s: jnp.float32(1.0))
-    self.state = train.init_state(env, (size, size, 3), 0)
+    env, phase = common.step_env(name, classes, dtype=dtype)
+    mesh = env.mesh
+    self.state = steps.init_state(env, (size, size, 3), 0)
     self.params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.state.params))
     rng = np.random.default_rng(0)
     batch_np = {'image': rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8),
                 'label': rng.integers(0, classes, (batch,), dtype=np.int32)}
     self.batch = jax.device_put(batch_np, NamedSharding(mesh, P('data')))
-    fn = jax.jit(functools.partial(train.train_step, env, mixing.MixSpec('none', False, (0,))), donate_argnums=0)
+    fn = jax.jit(functools.partial(steps.train_step, env, phase.mix), donate_argnums=0)
     compiled = fn.lower(self.state, self.batch).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

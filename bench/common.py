@@ -38,3 +38,21 @@ def append(title: str, table: str, mods: tuple[str, ...]) -> None:
     f.write(f'\n## {title} — {datetime.date.today().isoformat()}\n\n'
             f'- command: `{cmd}`\n- machine: {machine()} (1-min load average {start:.1f} at the start, {end:.1f} at the end)\n'
             f'- versions: {versions(*mods)}\n\n{table}\n')
+
+
+def step_env(model: str, num_classes: int, *, dtype: str = 'float32', kind: str = 'none'):
+  """(Env, Phase) of a one-phase run of `model` (SGD 0.01 constant, Nesterov momentum 0.9, weight decay 5e-4,
+  `kind` mixing with γ = 1): the benchmarks build the very Env training builds (`steps.make_env`), with no
+  TensorFlow imported."""
+  from configs import common as cfg_common
+  from refine_jax import plan as plan_lib
+  from refine_jax import steps
+  c = cfg_common.get_config()
+  c.model, c.dtype = model, dtype
+  c.optimizer.update({'momentum': 0.9, 'nesterov': True, 'weight_decay': 5e-4})
+  c.phase_order = ('augmented',)
+  c.phases.augmented = cfg_common.phase(None, '', cfg_common.mix(kind, 1.0), cfg_common.lr('constant', 0.01))
+  c.phases.augmented.steps = 1 << 20
+  plan = plan_lib.resolve(c, 1)
+  env = steps.make_env(c, plan, steps.make_mesh(), num_classes=num_classes, mean=(0.5,) * 3, std=(0.25,) * 3)
+  return env, plan.phases[0]

@@ -14,9 +14,10 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from refine_jax import metrics as metrics_lib
-from orbax.checkpoint import checkpoint_managers as pp
 from absl import logging
+from orbax.checkpoint import checkpoint_managers as pp
+
+from refine_jax import metrics as metrics_lib
 
 
 class Checkpoints:
@@ -74,13 +75,21 @@ class Checkpoints:
       self._mngr.reload()
     return got
 
+  def restore_meta(self, step: int) -> dict:
+    """The JSON record of the checkpoint at `step` alone (no arrays read)."""
+    return dict(self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'])
+
+  def restore_raw(self, step: int) -> tuple[dict, dict]:
+    """The checkpoint at `step` as plain nested dicts of arrays (no target structure needed), and its record."""
+    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                           meta=ocp.args.JsonRestore()))
+    return out['state'], dict(out['meta'])
+
   def restore_latest_raw(self) -> Optional[tuple[dict, dict]]:
-    """The newest readable checkpoint as plain nested dicts of arrays (no target structure needed)."""
+    """The newest readable checkpoint as `restore_raw` gives it; None if none."""
     for step in reversed(self.steps()):
       try:
-        out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                               meta=ocp.args.JsonRestore()))
-        return out['state'], dict(out['meta'])
+        return self.restore_raw(step)
       except Exception as e:  # noqa: BLE001
         logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
                         step, self.directory, type(e).__name__, str(e)[:300])
@@ -89,6 +98,12 @@ class Checkpoints:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+  def __enter__(self) -> 'Checkpoints':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def abstract(tree: Any) -> Any:

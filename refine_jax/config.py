@@ -1,31 +1,32 @@
-"""Config validation, step conversion and the phase table.
+"""Config validation and step conversion: the bottom layer, importing no other room but `errors`.
 
 Everything here is plain Python over a `ml_collections.ConfigDict`: it runs before any data is read or any
-array is built, so a bad field stops the run before compute and before anything is written.
+array is built, so a bad field stops the run before compute and before anything is written. What only the
+registries above this layer know (dataset, model and op names) is asked through one `Registries` value.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import ml_collections
+
+from refine_jax.errors import ConfigError
 
 PHASE_NAMES = ('augmented', 'refine')
 MIX_KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
 LR_SCHEDULES = ('multistep', 'cosine', 'constant')
 DTYPES = ('float32', 'bfloat16')
-DATASETS_BUILTIN = ('digits',)
-KNOWN_TFDS = ('cifar10', 'cifar100', 'imagenet2012', 'imagenette', 'svhn_cropped', 'tiny_imagenet', 'image_folder')
 
 
-class ConfigError(ValueError):
-  """A bad config field; `main` turns it into exit code 2 before any compute."""
-
-  def __init__(self, field: str, message: str):
-    super().__init__(f'config.{field}: {message}')
-    self.field = field
+@dataclasses.dataclass(frozen=True)
+class Registries:
+  """What validation asks of the registries above this layer (`refine_jax.registries.default()` builds it)."""
+  datasets: Callable[[], Sequence[str]]       # allowed `dataset` values
+  models: Sequence[str]                       # allowed `model` values
+  mix_points: Callable[[str], Sequence[str]]  # a model's manifold-mixup points
+  check_pp: Callable[[str, str], None]        # (spec, field): raises ConfigError for a bad op spec
 
 
 def _get(node: Any, key: str, default=None):
@@ -63,61 +64,6 @@ def list_steps_of(node, key: str, steps_per_epoch: int, *, path: str) -> tuple[i
   return tuple(int(round(float(v) * steps_per_epoch)) for v in (e or ()))
 
 
-# --------------------------------------------------------------------------- phase table
-
-
-@dataclasses.dataclass(frozen=True)
-class Phase:
-  """One phase of a run: global steps [start, end)."""
-  name: str
-  index: int
-  start: int
-  end: int
-  cfg: Any  # the phase's ConfigDict (read only)
-
-  @property
-  def num_steps(self) -> int:
-    return self.end - self.start
-
-
-def phase_table(config: ml_collections.ConfigDict, steps_per_epoch: int) -> list[Phase]:
-  """Start/end step of each phase in `config.phase_order`, back to back from step 0."""
-  phases, start = [], 0
-  for i, name in enumerate(config.phase_order):
-    n = steps_of(config.phases[name], '', steps_per_epoch, path=f'phases.{name}', required=True)
-    phases.append(Phase(name, i, start, start + n, config.phases[name]))
-    start += n
-  return phases
-
-
-def phase_at(phases: Sequence[Phase], step: int) -> Phase:
-  """The phase that trains global step `step` (the last phase for step == total)."""
-  for p in phases:
-    if step < p.end:
-      return p
-  return phases[-1]
-
-
-def eval_steps(config, phases: Sequence[Phase], steps_per_epoch: int) -> list[int]:
-  """Global steps after which to evaluate: every `eval_every` inside each phase and at each phase's end."""
-  every = steps_of(config, 'eval_every', steps_per_epoch, path='') or steps_per_epoch
-  out = set()
-  for p in phases:
-    out.update(range(p.start + every, p.end, every))
-    out.add(p.end)
-  return sorted(out)
-
-
-def checkpoint_steps(config, phases: Sequence[Phase], steps_per_epoch: int) -> list[int]:
-  """Global steps after which to save: every `checkpoint_every`, at each phase boundary, at the end."""
-  every = steps_of(config, 'checkpoint_every', steps_per_epoch, path='')
-  total = phases[-1].end
-  out = {p.end for p in phases}
-  if every:
-    out.update(range(every, total, every))
-  return sorted(out)
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -152,12 +98,10 @@ def _check_duration(node, key: str, path: str, *, required: bool, positive=True)
       _check_range(f'{path}{k}', v, 0, lo_open=positive, what='a positive number' if positive else 'a number >= 0')
 
 
-def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process_count: int = 1) -> None:
+def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_devices: int = 1,
+             process_count: int = 1) -> None:
   """Checks every field the trainer reads; raises ConfigError naming the field and the allowed values."""
-  from refine_jax import models  # registry names only; no arrays are built
-  from refine_jax.data import ops, sources
-
-  _check_choice('dataset', config.dataset, sources.dataset_names())
+  _check_choice('dataset', config.dataset, registries.datasets())
   if config.dataset != 'digits':
     if config.data_dir is None and not config.download:
       raise ConfigError('data_dir', f'dataset {config.dataset!r} needs data_dir (a TFDS data directory) '
@@ -166,7 +110,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process
     v = config[f]
     if not isinstance(v, str) or not re.fullmatch(r'[A-Za-z_]+(\[[^\]]*\])?', v):
       raise ConfigError(f, f'must be a TFDS split string such as "train" or "train[:2000]", got {v!r}')
-  _check_choice('model', config.model, tuple(models.MODELS))
+  _check_choice('model', config.model, tuple(registries.models))
   _check_type('model_kwargs', config.model_kwargs, (dict, ml_collections.ConfigDict), 'a dict')
   _check_choice('dtype', config.dtype, DTYPES)
   _check_range('image_size', config.image_size, 8, 1024, what='an integer')
@@ -198,7 +142,7 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process
   _check_range('log_every_steps', config.log_every_steps, 1, what='an integer >= 1')
   _check_range('max_grad_norm', config.max_grad_norm, 0)
   _check_type('pp_eval', config.pp_eval, (str,), 'a preprocessing string')
-  ops.validate_spec(config.pp_eval, 'pp_eval')
+  registries.check_pp(config.pp_eval, 'pp_eval')
 
   order = tuple(config.phase_order)
   if not order:
@@ -212,17 +156,17 @@ def validate(config: ml_collections.ConfigDict, *, num_devices: int = 1, process
   if 'augmented' not in order and not config.init_from:
     raise ConfigError('phase_order', 'a run without an augmented phase must start from a trained model: '
                       'set init_from, or add "augmented" (allowed phases: augmented, refine)')
-  mix_points = models.mix_points(config.model)
+  mix_points = registries.mix_points(config.model)
   for name in order:
-    _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model,
+    _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model, registries,
                     first=name == order[0])
 
 
-def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, *, first: bool):
-  from refine_jax.data import ops
+def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, registries: Registries, *,
+                    first: bool):
   _check_duration(p, '', path, required=True)
   _check_type(f'{path}pp', p.pp, (str,), 'a preprocessing string')
-  ops.validate_spec(p.pp, f'{path}pp')
+  registries.check_pp(p.pp, f'{path}pp')
   _check_range(f'{path}aug_prob', p.aug_prob, 0, 1, what='a probability in [0, 1]')
   _check_duration(p, 'aug_prob_decay', path, required=False, positive=False)
   m = p.mix
@@ -253,14 +197,6 @@ def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: s
   b = _get(lr, 'boundaries_epochs') or _get(lr, 'boundaries_steps') or ()
   if list(b) != sorted(b) or any(v <= 0 for v in b):
     raise ConfigError(f'{path}lr.boundaries_epochs', f'must be increasing positive numbers, got {tuple(b)}')
-
-
-def total_steps(config, steps_per_epoch: int) -> int:
-  return phase_table(config, steps_per_epoch)[-1].end
-
-
-def epochs_float(step: int, steps_per_epoch: int) -> float:
-  return step / steps_per_epoch if steps_per_epoch else math.nan
 
 
 def diff(a: dict, b: dict, prefix: str = '') -> list[tuple[str, Any, Any]]:

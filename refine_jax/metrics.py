@@ -1,4 +1,4 @@
-"""Metric files of a workdir: metrics.jsonl (one object per eval), summary.json, TensorBoard.
+"""The files of a workdir: config.json, metrics.jsonl (one object per eval), summary.json, TensorBoard.
 
 Only process 0 writes. Rewrites go through a temporary file and a rename, so a kill never leaves a torn file.
 Paths go through etils.epath, so a workdir may be local or on a remote filesystem (gs://...) alike.
@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 import jax
 from etils import epath
 
+CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
 SUMMARY = 'summary.json'
 

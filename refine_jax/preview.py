@@ -17,7 +17,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from refine_jax import config as config_lib
-from refine_jax import schedules
+from refine_jax import plan as plan_lib
+from refine_jax import registries
 from refine_jax.augment import mixing
 from refine_jax.data import ops as ops_lib
 from refine_jax.data import pipeline, sources
@@ -30,23 +31,21 @@ _N = flags.DEFINE_integer('num', 8, 'Images per row.')
 def preview_rows(config, num: int) -> list[tuple[str, np.ndarray]]:
   """[(label, uint8 [num, H, W, 3])] for each phase: host-augmented, then mixed on device."""
   split = sources.load(config, config.train_split, train=True)
-  spe = max(pipeline.steps_per_epoch(split, config.batch_size), 1)
-  phases = config_lib.phase_table(config, spe)
-  gamma, prob = schedules.mix_strength(phases, spe), schedules.mix_prob(phases, spe)
+  plan = plan_lib.resolve(config, max(pipeline.steps_per_epoch(split, config.batch_size), 1), ops_lib.build)
   rows = []
-  for p in phases:
-    op = ops_lib.build(p.cfg.pp, float(schedules.aug_prob(phases, spe)(p.start)), f'phases.{p.name}.pp')
+  for p in plan.phases:
+    op = p.host_ops(float(plan.aug_prob(p.start)))
     batch = next(pipeline.train_batches(split, lambda e: op, batch=config.batch_size,
-                                        steps_per_epoch=spe, seed=config.seed, start_step=p.start))
+                                        steps_per_epoch=plan.steps_per_epoch, seed=plan.seed,
+                                        start_step=p.start))
     imgs = batch['image'][:num]
-    rows.append((f'{p.name}: host "{p.cfg.pp}"', imgs))
-    spec = mixing.MixSpec(p.cfg.mix.kind, bool(p.cfg.mix.per_example), tuple(p.cfg.mix.layers))
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), p.start)
+    rows.append((f'{p.name}: host "{p.pp}"', imgs))
+    key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), p.start)
     x = jnp.asarray(batch['image'], jnp.float32)
-    m = mixing.draw(key, spec, gamma(p.start), prob(p.start), x.shape[0], x.shape[1:3])
+    m = mixing.draw(key, p.mix, plan.mix_gamma(p.start), plan.mix_prob(p.start), x.shape[0], x.shape[1:3])
     mixed = np.clip(np.round(np.asarray(m.inputs(x))), 0, 255).astype(np.uint8)[:num]
     lam = np.asarray(m.lam)[:num]
-    rows.append((f'{p.name}: device {p.cfg.mix.kind} (λ {lam.min():.2f}..{lam.max():.2f})', mixed))
+    rows.append((f'{p.name}: device {p.mix.kind} (λ {lam.min():.2f}..{lam.max():.2f})', mixed))
   return rows
 
 
@@ -72,7 +71,7 @@ def main(argv) -> None:
   del argv
   config = _CONFIG.value
   try:
-    config_lib.validate(config)
+    config_lib.validate(config, registries.default())
   except config_lib.ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

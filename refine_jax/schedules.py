@@ -2,7 +2,8 @@
 
 A resumed run only needs the step: the learning rate, mixing strength and probability and the host
 augmentation probability are recomputed from it, never carried as state. The functions accept Python ints
-and traced jnp scalars alike, so the jitted train step and the host loop agree exactly.
+and traced jnp scalars alike, so the jitted train step and the host loop agree exactly. Their arguments are
+steps already resolved from the config (`plan.resolve` does that); this module reads no config.
 """
 from __future__ import annotations
 
@@ -10,27 +11,25 @@ from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
-from refine_jax.config import Phase, list_steps_of, steps_of
-
 Schedule = Callable[[jnp.ndarray], jnp.ndarray]
 
 
-def _phase_lr(p: Phase, base: float, steps_per_epoch: int) -> Schedule:
-  """The learning rate inside one phase, as a function of the global step."""
-  cfg = p.cfg.lr
-  path = f'phases.{p.name}.lr'
-  warmup = steps_of(cfg, 'warmup', steps_per_epoch, path=path) or 0
-  bounds = list_steps_of(cfg, 'boundaries', steps_per_epoch, path=path)
+def phase_lr(start: int, num_steps: int, kind: str, base: float, *, factor: float = 0.1, warmup: int = 0,
+             boundaries: Sequence[int] = ()) -> Schedule:
+  """The learning rate inside a phase of `num_steps` steps from global step `start`.
 
+  kind: 'constant'; 'multistep' (× `factor` at each boundary, counted in steps from the phase's start);
+  'cosine' (from `base` to 0 over the phase after the warmup). A linear warmup over `warmup` steps scales all.
+  """
   def lr(step):
-    t = jnp.asarray(step, jnp.float32) - p.start
-    if cfg.schedule == 'constant':
+    t = jnp.asarray(step, jnp.float32) - start
+    if kind == 'constant':
       v = jnp.full_like(t, base)
-    elif cfg.schedule == 'multistep':
-      n = sum((t >= b).astype(jnp.float32) for b in bounds) if bounds else jnp.zeros_like(t)
-      v = base * jnp.power(jnp.float32(cfg.factor), n)
+    elif kind == 'multistep':
+      n = sum((t >= b).astype(jnp.float32) for b in boundaries) if boundaries else jnp.zeros_like(t)
+      v = base * jnp.power(jnp.float32(factor), n)
     else:  # cosine over the phase after warmup
-      span = max(p.num_steps - warmup, 1)
+      span = max(num_steps - warmup, 1)
       frac = jnp.clip((t - warmup) / span, 0.0, 1.0)
       v = base * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
     if warmup:
@@ -40,60 +39,23 @@ def _phase_lr(p: Phase, base: float, steps_per_epoch: int) -> Schedule:
   return lr
 
 
-def _piecewise(phases: Sequence[Phase], fns: Sequence[Schedule]) -> Schedule:
-  def f(step):
-    step = jnp.asarray(step)
-    out = fns[-1](step)
-    for p, fn in zip(reversed(phases[:-1]), reversed(fns[:-1])):
-      out = jnp.where(step < p.end, fn(step), out)
-    return out
-  return f
-
-
-def learning_rate(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """lr(step) over the whole run.
-
-  A phase whose `lr.base` is unset starts at the previous phase's rate at its last step — the paper's rule for
-  refinement after a step schedule (e.g. 0.001 after 0.1 ÷10 at 150 and 275).
-  """
-  fns: list[Schedule] = []
-  for i, p in enumerate(phases):
-    base = p.cfg.lr.base
-    if base is None:
-      base = float(fns[i - 1](phases[i - 1].end - 1))
-    fns.append(_phase_lr(p, float(base), steps_per_epoch))
-  return _piecewise(phases, fns)
-
-
-def _decay(p: Phase, value: float, decay_steps: int) -> Schedule:
-  """`value` inside the phase, falling linearly to 0 over its last `decay_steps` steps (the gradual variant)."""
+def decaying(end: int, value: float, decay_steps: int) -> Schedule:
+  """`value` up to the phase's end, falling linearly to 0 over its last `decay_steps` steps (the gradual
+  variant); constant when `decay_steps` is 0."""
   def f(step):
     step = jnp.asarray(step, jnp.float32)
     if not decay_steps:
       return jnp.full_like(step, value)
-    return value * jnp.clip((p.end - step) / decay_steps, 0.0, 1.0)
+    return value * jnp.clip((end - step) / decay_steps, 0.0, 1.0)
   return f
 
 
-def mix_strength(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """γ(step): the Beta(γ, γ) parameter of Mixup / Manifold Mixup / CutMix (0 in a phase without mixing)."""
-  return _piecewise(phases, [
-      _decay(p, p.cfg.mix.gamma if p.cfg.mix.kind != 'none' else 0.0,
-             steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
-      for p in phases])
-
-
-def mix_prob(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """p(step): the probability that a batch is mixed (0 in a phase without mixing)."""
-  return _piecewise(phases, [
-      _decay(p, p.cfg.mix.prob if p.cfg.mix.kind != 'none' else 0.0,
-             steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
-      for p in phases])
-
-
-def aug_prob(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """The host augmentation probability (AutoAugment / RandAugment / Cutout), read once per epoch."""
-  return _piecewise(phases, [
-      _decay(p, p.cfg.aug_prob,
-             steps_of(p.cfg, 'aug_prob_decay', steps_per_epoch, path=f'phases.{p.name}') or 0)
-      for p in phases])
+def piecewise(ends: Sequence[int], fns: Sequence[Schedule]) -> Schedule:
+  """fns[i] for steps before ends[i] (and after the previous end); the last fn from the last boundary on."""
+  def f(step):
+    step = jnp.asarray(step)
+    out = fns[-1](step)
+    for end, fn in zip(reversed(ends[:-1]), reversed(fns[:-1])):
+      out = jnp.where(step < end, fn(step), out)
+    return out
+  return f

@@ -84,10 +84,10 @@ def test_bad_field_is_named_and_nothing_written(tmp_path, case):
 
 def test_manifold_mixup_needs_a_model_with_layers():
   from refine_jax import config as config_lib
-  from refine_jax import models
+  from refine_jax import models, registries
   c = digits_demo.get_config()
   c.phases.augmented.mix.kind = 'manifold_mixup'
-  config_lib.validate(c)  # resnet_tiny has mixing points
+  config_lib.validate(c, registries.default())  # resnet_tiny has mixing points
   assert len(models.mix_points('resnet_tiny')) >= 3
 
 

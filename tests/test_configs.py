@@ -6,6 +6,7 @@ import os
 import pytest
 
 from refine_jax import config as config_lib
+from refine_jax import registries
 from refine_jax import train
 from tests.conftest import ROOT, TFDS_DIR, needs_cifar
 
@@ -28,7 +29,7 @@ def test_config_validates_and_documents_its_command(name):
   c = _load(name)
   if c.dataset != 'digits':
     c.data_dir = TFDS_DIR
-  config_lib.validate(c)
+  config_lib.validate(c, registries.default())
   doc = importlib.import_module(f'configs.{name}').__doc__
   assert f'--config=configs/{name}.py' in doc and 'refine_jax.main' in doc
 

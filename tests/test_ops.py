@@ -103,3 +103,15 @@ def test_train_batches_apply_the_spec_to_each_example():
       want = op(tf.constant(split.images[perm[pos]]), tf.constant([pipeline.epoch_seed(seed, e), pos], tf.int64))
       np.testing.assert_array_equal(img, want.numpy())
       assert label == split.labels[perm[pos]]
+
+
+def test_registry_refuses_a_second_op_of_the_same_name():
+  before = ops.op_names()
+  with pytest.raises(ValueError, match="'flip_lr' is already registered"):
+    @ops.register('flip_lr')
+    def flip_lr():  # would silently replace the real one
+      return None
+  assert ops.op_names() == before
+  img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+  outs = {ops.build('flip_lr')(tf.constant(img), tf.constant([0, s], tf.int64)).numpy().tobytes() for s in range(16)}
+  assert outs == {img.tobytes(), img[:, ::-1].tobytes()}  # still the real flip: both outcomes, nothing else

@@ -71,9 +71,9 @@ def test_config_check_reads_a_remote_workdir(bucket):
   w = 'gs://bucket/runs/b'
   epath.Path(w).mkdir(parents=True, exist_ok=True)
   config = ml_collections.ConfigDict({'seed': 0, 'allow_config_change': False})
-  metrics.write_json_atomic(f'{w}/{train.CONFIG_JSON}', train.config_to_dict(config))
+  metrics.write_json_atomic(f'{w}/{metrics.CONFIG}', train.config_to_dict(config))
   train.check_workdir(config, w)  # same config: accepted
   config.seed = 1
   with pytest.raises(ConfigError, match=r'seed: 0 \(in workdir\) -> 1'):
     train.check_workdir(config, w)
-  assert (root / 'runs/b' / train.CONFIG_JSON).exists()
+  assert (root / 'runs/b' / metrics.CONFIG).exists()

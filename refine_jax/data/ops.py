@@ -24,6 +24,9 @@ from typing import Callable, Union
 
 import tensorflow as tf
 
+from refine_jax.augment import autoaugment as aa
+from refine_jax.errors import ConfigError
+
 ExampleOp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
@@ -42,6 +45,12 @@ _ENCODED = set()  # ops that accept an encoded image string as well as uint8 pix
 
 
 def register(name: str, *, scaled: bool = False, encoded: bool = False):
+  """Registers an op factory under `name`; a second op of the same name is refused (it would replace the
+  first silently)."""
+  if name in _REGISTRY:
+    raise ValueError(f'a host op named {name!r} is already registered ({_REGISTRY[name].__module__}.'
+                     f'{_REGISTRY[name].__qualname__})')
+
   def deco(factory):
     _REGISTRY[name] = factory
     if scaled:
@@ -61,7 +70,6 @@ def op_names() -> tuple[str, ...]:
 
 
 def _parse(spec: str, field: str) -> list[tuple[str, tuple]]:
-  from refine_jax.config import ConfigError
   out = []
   for part in [s.strip() for s in spec.split('|') if s.strip()]:
     m = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*)(\((.*)\))?', part)
@@ -99,7 +107,6 @@ class Pipeline:
     return self.tail_start < len(self.ops)
 
   def _uniforms(self, seeds: tf.Tensor) -> tf.Tensor:
-    from refine_jax.augment import autoaugment as aa
     return aa.batch_uniforms(seeds, self.draws)
 
   def example(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -135,7 +142,6 @@ class Pipeline:
 
 def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Pipeline:
   """Compiles a spec string; `aug_prob` is this epoch's augmentation probability."""
-  from refine_jax.config import ConfigError
   fns = []
   parsed = _parse(spec, field)
   takes_encoded = bool(parsed) and parsed[0][0] in _ENCODED
@@ -168,8 +174,6 @@ def decode(channels: int = 3) -> ExampleOp:
 @register('flip_lr')
 def flip_lr() -> BatchOp:
   """Mirrors each image with probability 1/2."""
-  from refine_jax.augment import autoaugment as aa
-
   def fn(images, u):
     # Reverse only the images that flip: a broadcast tf.where over the batch costs 6x as much at 224 px.
     flip = tf.cast(u[:, 0] < 0.5, tf.int32)
@@ -182,8 +186,6 @@ def pad_crop(size: int, pad: int) -> BatchOp:
   """CIFAR-style: zero-pad by `pad` on each side, random `size`x`size` crop."""
   if size <= 0 or pad < 0:
     raise ValueError(f'size must be > 0 and pad >= 0, got {size}, {pad}')
-
-  from refine_jax.augment import autoaugment as aa
 
   def fn(images, u):
     images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -277,7 +279,6 @@ def _keep(u: tf.Tensor, prob: float):
 
 @register('autoaugment', scaled=True)
 def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> BatchOp:
-  from refine_jax.augment import autoaugment as aa
   if policy not in aa.POLICIES:
     raise ValueError(f'unknown policy {policy!r}; allowed: {", ".join(sorted(aa.POLICIES))}')
   return BatchOp(aa.AUTOAUGMENT_DRAWS, lambda images, u: aa.autoaugment_batch(images, u, policy, aug_prob))
@@ -285,7 +286,6 @@ def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> BatchOp:
 
 @register('randaugment', scaled=True)
 def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1.0) -> BatchOp:
-  from refine_jax.augment import autoaugment as aa
   if not 0 <= magnitude <= 10:
     raise ValueError(f'magnitude must be in [0, 10], got {magnitude}')
   n = aa.randaugment_draws(num_ops)
@@ -295,7 +295,6 @@ def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1
 
 @register('cutout', scaled=True)
 def cutout(size: int, *, aug_prob: float = 1.0) -> BatchOp:
-  from refine_jax.augment import autoaugment as aa
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
   return BatchOp(3, lambda images, u: aa.cutout_batch(images, u[:, 1:], size, keep=_keep(u[:, 0], aug_prob)))

@@ -256,3 +256,9 @@ def to_global(batch: Batch, sharding) -> dict:
   """Assembles the processes' local batches into global jax.Arrays sharded along the batch axis."""
   import jax
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def output_shape(split: Split, op: ops_lib.Pipeline) -> tuple[int, ...]:
+  """The shape `op` gives an example of `split` (runs it once on the first example)."""
+  img = split.images[0] if split.images is not None else next(iter(split.stream(0).take(1)))['image']
+  return tuple(op(tf.convert_to_tensor(img), tf.constant([0, 0], tf.int64)).shape)

@@ -217,7 +217,5 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     # Encoded bytes: the preprocessing decodes (only the crop window of a JPEG for inception_crop).
     return ds.map(lambda p, l: {'image': tf.io.read_file(p), 'label': l},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  split_obj = Split(b - a, len(paths), len(classes), mean, std, stream=stream, process_index=process_index,
-                    process_count=process_count, stream_shuffled=train)
-  split_obj.skipped_corrupt = len(bad)
-  return split_obj
+  return Split(b - a, len(paths), len(classes), mean, std, stream=stream, process_index=process_index,
+               process_count=process_count, stream_shuffled=train)

@@ -1,0 +1,164 @@
+"""The run plan: everything the loop needs to know about a run, resolved once from a validated config.
+
+Steps per epoch, the total, the eval / checkpoint / log steps and, per phase, its span, its on-device mixing
+(`MixSpec`), its host-op pipeline by augmentation probability and its schedules. Training, preview, analysis
+and the benchmarks read these here; nothing downstream re-derives them from the ConfigDict.
+
+This module imports no TensorFlow: the host-op compiler is handed in (`build_ops`, normally
+`refine_jax.data.ops.build`), so a device-only process (a benchmark on an accelerator machine without
+TensorFlow) can resolve a plan too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Optional
+
+import ml_collections
+
+from refine_jax import config as config_lib
+from refine_jax import schedules
+from refine_jax.augment import mixing
+
+# spec, augmentation probability, field (for errors) -> a host pipeline (`data.ops.Pipeline`)
+BuildOps = Callable[[str, float, str], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One phase of a run: global steps [start, end) and what varies inside it."""
+  name: str
+  index: int
+  start: int
+  end: int
+  pp: str                                  # the host-op spec
+  mix: mixing.MixSpec
+  lr: schedules.Schedule                   # each a function of the global step, valid inside [start, end)
+  mix_gamma: schedules.Schedule
+  mix_prob: schedules.Schedule
+  aug_prob: schedules.Schedule
+  host_ops: Callable[[float], Any] = dataclasses.field(repr=False, compare=False)  # by aug probability
+
+  @property
+  def num_steps(self) -> int:
+    return self.end - self.start
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+  """What happens after a step: the one place log / eval / save decisions are made."""
+  log: bool
+  eval: bool
+  save: bool
+
+  @property
+  def sync(self) -> bool:
+    """A point every process reaches together (to agree on a stop signal, to check losses)."""
+    return self.log or self.eval or self.save
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  steps_per_epoch: int
+  phases: tuple[Phase, ...]
+  eval_steps: frozenset[int]
+  save_steps: frozenset[int]
+  log_every: int
+  seed: int
+  lr: schedules.Schedule                   # the whole run's, phase by phase
+  mix_gamma: schedules.Schedule
+  mix_prob: schedules.Schedule
+  aug_prob: schedules.Schedule
+  eval_ops: Callable[[], Any] = dataclasses.field(repr=False, compare=False)  # the `pp_eval` pipeline
+
+  @property
+  def total_steps(self) -> int:
+    return self.phases[-1].end
+
+  def phase_at(self, step: int) -> Phase:
+    """The phase that trains global step `step` (the last phase for step == total)."""
+    for p in self.phases:
+      if step < p.end:
+        return p
+    return self.phases[-1]
+
+  def events(self, step: int) -> Events:
+    """What to do once the model has trained `step` steps."""
+    return Events(log=step % self.log_every == 0, eval=step in self.eval_steps, save=step in self.save_steps)
+
+
+def _no_ops(*_):
+  raise RuntimeError('this plan was resolved without a host-op compiler (build_ops=None)')
+
+
+def _spans(config, spe: int) -> list[tuple[str, int, int]]:
+  out, start = [], 0
+  for name in config.phase_order:
+    n = config_lib.steps_of(config.phases[name], '', spe, path=f'phases.{name}', required=True)
+    out.append((name, start, start + n))
+    start += n
+  return out
+
+
+def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe: int,
+           build_ops: Optional[BuildOps]) -> Phase:
+  p, path = config.phases[name], f'phases.{name}'
+  m, lr = p.mix, p.lr
+  decay = config_lib.steps_of(m, 'decay', spe, path=f'{path}.mix') or 0
+  mixes = m.kind != 'none'
+  lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
+                             warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
+                             boundaries=config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr'))
+  aug_decay = config_lib.steps_of(p, 'aug_prob_decay', spe, path=path) or 0
+  host_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, p.pp, field=f'{path}.pp'))
+              if build_ops else _no_ops)
+  return Phase(name=name, index=i, start=start, end=end, pp=p.pp,
+               mix=mixing.MixSpec(kind=m.kind, per_example=bool(m.per_example),
+                                  layers=tuple(int(l) for l in m.layers)),
+               lr=lr_fn, mix_gamma=schedules.decaying(end, m.gamma if mixes else 0.0, decay),
+               mix_prob=schedules.decaying(end, m.prob if mixes else 0.0, decay),
+               aug_prob=schedules.decaying(end, p.aug_prob, aug_decay), host_ops=host_ops)
+
+
+def _eval_steps(config, phases, spe: int) -> frozenset[int]:
+  """Every `eval_every` inside each phase (counted from its start) and at each phase's end."""
+  every = config_lib.steps_of(config, 'eval_every', spe, path='') or spe
+  out = set()
+  for p in phases:
+    out.update(range(p.start + every, p.end, every))
+    out.add(p.end)
+  return frozenset(out)
+
+
+def _save_steps(config, phases, spe: int) -> frozenset[int]:
+  """Every `checkpoint_every` (counted from step 0), at each phase boundary, at the end."""
+  every = config_lib.steps_of(config, 'checkpoint_every', spe, path='')
+  out = {p.end for p in phases}
+  if every:
+    out.update(range(every, phases[-1].end, every))
+  return frozenset(out)
+
+
+def resolve(config: ml_collections.ConfigDict, steps_per_epoch: int,
+            build_ops: Optional[BuildOps] = None) -> Plan:
+  """The plan of a validated config whose training split gives `steps_per_epoch` batches per epoch.
+
+  A phase whose `lr.base` is unset starts at the previous phase's rate at its last step: the paper's rule for
+  refinement after a step schedule (e.g. 0.001 after 0.1 ÷10 at 150 and 275).
+  """
+  spe, phases = steps_per_epoch, []
+  for i, (name, start, end) in enumerate(_spans(config, spe)):
+    base = config.phases[name].lr.base
+    if base is None:
+      base = float(phases[-1].lr(phases[-1].end - 1))
+    phases.append(_phase(config, i, name, start, end, base, spe, build_ops))
+  ends = [p.end for p in phases]
+
+  def whole(attr):
+    return schedules.piecewise(ends, [getattr(p, attr) for p in phases])
+  eval_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, config.pp_eval, 1.0, 'pp_eval'))
+              if build_ops else _no_ops)
+  return Plan(steps_per_epoch=spe, phases=tuple(phases), eval_steps=_eval_steps(config, phases, spe),
+              save_steps=_save_steps(config, phases, spe), log_every=int(config.log_every_steps),
+              seed=int(config.seed), lr=whole('lr'), mix_gamma=whole('mix_gamma'), mix_prob=whole('mix_prob'),
+              aug_prob=whole('aug_prob'), eval_ops=eval_ops)

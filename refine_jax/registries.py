@@ -1,0 +1,14 @@
+"""The registries validation asks about (datasets, models, host ops), as one `config.Registries` value.
+
+It sits above `config`, `models` and `data`, so `config` stays the bottom layer and imports none of them.
+"""
+from __future__ import annotations
+
+from refine_jax import config as config_lib
+from refine_jax import models
+from refine_jax.data import ops, sources
+
+
+def default() -> config_lib.Registries:
+  return config_lib.Registries(datasets=sources.dataset_names, models=tuple(models.MODELS),
+                               mix_points=models.mix_points, check_pp=ops.validate_spec)
