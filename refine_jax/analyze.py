@@ -31,9 +31,19 @@ import subprocess
 import sys
 from typing import Iterable, Optional, Sequence
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
+from etils import epath
 
+from refine_jax import checkpoint
 from refine_jax import metrics as metrics_lib
+from refine_jax import models
+from refine_jax import plan as plan_lib
+from refine_jax import steps
+from refine_jax.data import ops as ops_lib
+from refine_jax.data import pipeline, sources
 
 SPECTRUM_FIG_IN, SPECTRUM_DPI = (12.0, 5.0), 100
 SWEEP_FIG_IN, SWEEP_DPI = (8.0, 5.0), 100
@@ -48,38 +58,31 @@ def _pixels(size_in, dpi) -> tuple[int, int]:
 
 
 def read_config(workdir: str) -> dict:
-  from refine_jax import metrics as metrics_lib
-  config = metrics_lib.read_json(os.path.join(workdir, 'config.json'))
+  config = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
   if config is None:
-    raise FileNotFoundError(f'no config.json under {workdir}')
+    raise FileNotFoundError(f'no {metrics_lib.CONFIG} under {workdir}')
   return config
 
 
-def _manager(workdir: str):
-  import orbax.checkpoint as ocp
-  from etils import epath
-  from refine_jax import metrics as metrics_lib
-  d = os.path.join(os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir, 'checkpoints')
+def _checkpoints(workdir: str) -> checkpoint.Checkpoints:
+  d = os.path.join(workdir, 'checkpoints')
   if not epath.Path(d).is_dir():
     raise FileNotFoundError(f'no checkpoints directory under {workdir}')
-  opts = ocp.CheckpointManagerOptions(read_only=True, create=False)
-  return ocp.CheckpointManager(d, options=opts, item_names=('state', 'meta'))
+  return checkpoint.Checkpoints(d, read_only=True)
 
 
 def checkpoint_metas(workdir: str) -> list[dict]:
   """The 'meta' record of every readable checkpoint of the workdir, by step."""
-  import orbax.checkpoint as ocp
-  mngr = _manager(workdir)
   out = []
-  for step in sorted(mngr.all_steps()):
-    try:
-      meta = mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
-    except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is skipped, as training does
-      print(f'warning: checkpoint {step} of {workdir} is unreadable ({type(e).__name__}); skipped',
-            file=sys.stderr)
-      continue
-    out.append(dict(meta, step=int(meta.get('step', step))))
-  mngr.close()
+  with _checkpoints(workdir) as ck:
+    for step in ck.steps():
+      try:
+        meta = ck.restore_meta(step)
+      except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is skipped, as training does
+        print(f'warning: checkpoint {step} of {workdir} is unreadable ({type(e).__name__}); skipped',
+              file=sys.stderr)
+        continue
+      out.append(dict(meta, step=int(meta.get('step', step))))
   return out
 
 
@@ -97,10 +100,8 @@ def pick_checkpoints(metas: Sequence[dict]) -> dict[str, dict]:
 
 def restore_variables(workdir: str, step: int) -> dict:
   """{'params': ..., 'batch_stats': ...} of the checkpoint at `step`, restored as raw pytrees."""
-  import orbax.checkpoint as ocp
-  mngr = _manager(workdir)
-  state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
-  mngr.close()
+  with _checkpoints(workdir) as ck:
+    state, _ = ck.restore_raw(step)
   variables = {'params': state['params']}
   if state.get('batch_stats'):
     variables['batch_stats'] = state['batch_stats']
@@ -108,20 +109,11 @@ def restore_variables(workdir: str, step: int) -> dict:
 
 
 def load_examples(config: dict, examples: int):
-  """(train Split, eval op, count): the run's training split under the eval preprocessing."""
-  import ml_collections
-  from refine_jax.data import ops as ops_lib
-  from refine_jax.data import sources
+  """(train Split, eval op, count): the run's training split under the eval preprocessing (its plan's)."""
   cfg = ml_collections.ConfigDict(config)
-  split = sources.load(cfg, config['train_split'], train=True)
-  op = ops_lib.build(config.get('pp_eval', ''), 1.0, 'pp_eval')
-  return split, op, min(int(examples), split.num_examples)
-
-
-def normalize(images: np.ndarray, mean, std) -> np.ndarray:
-  """As training does: uint8 → [0, 1] → minus mean, divided by std (per channel), float32."""
-  x = images.astype(np.float32) / 255.0
-  return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+  split = sources.load(cfg, cfg.train_split, train=True)
+  plan = plan_lib.resolve(cfg, max(pipeline.steps_per_epoch(split, cfg.batch_size), 1), ops_lib.build)
+  return split, plan.eval_ops(), min(int(examples), split.num_examples)
 
 
 def extract_features(workdir: str, step: int, examples: int, *, config: Optional[dict] = None,
@@ -130,10 +122,6 @@ def extract_features(workdir: str, step: int, examples: int, *, config: Optional
 
   `data` may pass a (split, op, count) from `load_examples` to reuse across checkpoints.
   """
-  import jax
-  import jax.numpy as jnp
-  from refine_jax import models
-  from refine_jax.data import pipeline
   config = config or read_config(workdir)
   split, op, n = data or load_examples(config, examples)
   model = models.get_model(config['model'], split.num_classes, dtype=jnp.float32,
@@ -141,7 +129,8 @@ def extract_features(workdir: str, step: int, examples: int, *, config: Optional
   variables = restore_variables(workdir, step)
 
   @jax.jit
-  def feats_of(variables, x):
+  def feats_of(variables, images):
+    x = steps.normalize(images, split.mean, split.std)
     _, inter = model.apply(variables, x, train=False, mutable=['intermediates'],
                            rngs={'dropout': jax.random.PRNGKey(0), 'shake': jax.random.PRNGKey(0)})
     return inter['intermediates']['features'][0]
@@ -150,7 +139,7 @@ def extract_features(workdir: str, step: int, examples: int, *, config: Optional
   feats, labels = [], []
   for b in pipeline.eval_batches(split, op, batch=bs, count=n):
     keep = b['mask'] > 0
-    f = np.asarray(feats_of(variables, normalize(b['image'], split.mean, split.std)))
+    f = np.asarray(feats_of(variables, b['image']))
     feats.append(f[keep])
     labels.append(b['label'][keep])
   return np.concatenate(feats).astype(np.float32), np.concatenate(labels).astype(np.int64)

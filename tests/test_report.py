@@ -204,13 +204,13 @@ def test_spectrum(seed_runs, tmp_path):
 
   # The sown features are the penultimate layer: the classifier applied to them gives the model's logits.
   import jax.numpy as jnp
-  from refine_jax import models
+  from refine_jax import models, steps
   variables = analyze.restore_variables(wd, 48)
   model = models.get_model(cfg['model'], 10, dtype=jnp.float32)
   from refine_jax.data import pipeline
   _, eval_op, _ = analyze.load_examples(cfg, 64)
   batch = next(pipeline.eval_batches(split, eval_op, batch=64, count=64))
-  logits = np.asarray(model.apply(variables, analyze.normalize(batch['image'], split.mean, split.std), train=False))
+  logits = np.asarray(model.apply(variables, steps.normalize(batch['image'], split.mean, split.std), train=False))
   fc = variables['params']['fc']
   np.testing.assert_allclose(feats[:64] @ np.asarray(fc['kernel']) + np.asarray(fc['bias']), logits,
                              rtol=1e-4, atol=1e-4)
