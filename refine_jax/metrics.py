@@ -87,7 +87,11 @@ def _has_torn_tail(path: str) -> bool:
   return bool(data) and not data.endswith(b'\n')
 
 
-def _phase_summary(rows: list[dict]) -> dict:
+def phase_summary(rows: list[dict]) -> Optional[dict]:
+  """Of one phase's eval rows: best / last / median of the last 10 test top-1 and the last diagnostics; None
+  without rows. summary.json and report.md both show these."""
+  if not rows:
+    return None
   top1 = [r['test_top1'] for r in rows]
   last = rows[-1]
   return {
@@ -103,14 +107,11 @@ def _phase_summary(rows: list[dict]) -> dict:
 
 
 def summarize(rows: Iterable[dict], phase_names: Iterable[str]) -> dict:
-  """summary.json from the eval rows: per phase best / last / median of the last 10 evals and the diagnostics."""
+  """summary.json from the eval rows: `phase_summary` of each phase that has evals, and the final top-1."""
   rows = list(rows)
-  phases = {}
-  for name in phase_names:
-    pr = [r for r in rows if r['phase'] == name]
-    if pr:
-      phases[name] = _phase_summary(pr)
-  return {'phases': phases, 'final_top1': rows[-1]['test_top1'] if rows else None}
+  phases = {name: phase_summary([r for r in rows if r.get('phase') == name]) for name in phase_names}
+  return {'phases': {k: v for k, v in phases.items() if v is not None},
+          'final_top1': rows[-1]['test_top1'] if rows else None}
 
 
 class Writer:

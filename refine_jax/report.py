@@ -32,8 +32,8 @@ IGNORED_FIELDS = frozenset({'seed', 'data_dir', 'download', 'allow_config_change
 FIG_SIZE_IN = (8.0, 5.0)
 FIG_DPI = 100
 FIG_PIXELS = (int(FIG_SIZE_IN[0] * FIG_DPI), int(FIG_SIZE_IN[1] * FIG_DPI))  # (width, height)
-ACC_STATS = (('best', 'best'), ('last', 'last'), ('median_last10', 'median of last 10'))
-LOSS_STATS = (('train_clean_loss', 'clean CE'), ('train_aug_loss', 'augmented CE'))
+ACC_STATS = (('best_top1', 'best'), ('last_top1', 'last'), ('median_last10_top1', 'median of last 10'))
+LOSS_STATS = (('last_train_clean_loss', 'clean CE'), ('last_train_aug_loss', 'augmented CE'))
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -41,7 +41,7 @@ LOSS_STATS = (('train_clean_loss', 'clean CE'), ('train_aug_loss', 'augmented CE
 
 def load_run(workdir: str) -> dict:
   """config.json + metrics.jsonl (+ summary.json if present) of one workdir."""
-  config = metrics_lib.read_json(os.path.join(workdir, 'config.json')) or {}
+  config = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG)) or {}
   rows = metrics_lib.read_jsonl(os.path.join(workdir, metrics_lib.METRICS))
   name = os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir
   return {'workdir': name, 'config': config, 'rows': rows,
@@ -50,19 +50,6 @@ def load_run(workdir: str) -> dict:
 
 def phase_rows(rows: Sequence[dict], phase: str) -> list[dict]:
   return [r for r in rows if r.get('phase') == phase]
-
-
-def phase_stats(rows: Sequence[dict], phase: str) -> Optional[dict]:
-  """Accuracy (fraction) best / last / median of the last 10 and the last diagnostics of one phase; None if absent."""
-  pr = phase_rows(rows, phase)
-  if not pr:
-    return None
-  top1 = [float(r['test_top1']) for r in pr]
-  last = pr[-1]
-  return {'best': max(top1), 'last': top1[-1], 'median_last10': statistics.median(top1[-10:]),
-          'train_clean_loss': float(last['train_clean_loss']), 'train_aug_loss': float(last['train_aug_loss']),
-          'test_loss': float(last['test_loss']), 'end_step': int(last['step']), 'end_epoch': float(last['epoch']),
-          'num_evals': len(pr)}
 
 
 def experiment_fields(config: dict) -> dict:
@@ -206,7 +193,7 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
     raise ValueError('no workdir has evaluations in metrics.jsonl: ' + ', '.join(empty))
   groups = group_runs(runs)
   desc = group_descriptions(groups)
-  stats = [[{p: phase_stats(r['rows'], p) for p in PHASES} for r in g] for g in groups]
+  stats = [[{p: metrics_lib.phase_summary(phase_rows(r['rows'], p)) for p in PHASES} for r in g] for g in groups]
 
   def vals(gs, phase, key):
     return [s[phase][key] for s in gs if s[phase] is not None]
