@@ -1,26 +1,103 @@
 """Flag parsing shared by the commands (main, preview): bad flags and config overrides exit with code 2."""
+import difflib
+import importlib.util
 import os
 import sys
+import tempfile
+from typing import Optional
 
+import ml_collections
 from absl import flags
 
 
-def _config_root_on_path(argv) -> None:
-  """Configs import `configs.common`; make the config file's project root importable from any cwd."""
-  for a in argv:
+def _config_spec(argv) -> Optional[str]:
+  """The value of --config (`--config=FILE[:ARG]` or `--config FILE[:ARG]`), None when absent."""
+  for i, a in enumerate(argv):
     if a.startswith('--config='):
-      path = os.path.abspath(a.split('=', 1)[1].split(':')[0])
-      sys.path.insert(0, os.path.dirname(os.path.dirname(path)))
+      return a.split('=', 1)[1]
+    if a == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _usage_error(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _check_config_file(spec: Optional[str]) -> None:
+  """A missing config file is a one-line usage error; configs import `configs.common`, so the file's project
+  root goes on the path (any cwd works)."""
+  if spec is None:
+    _usage_error('--config is required: a config file with get_config(), e.g. --config=configs/digits_demo.py')
+  path = spec.split(':', 1)[0]
+  if not os.path.isfile(path):
+    _usage_error(f'--config: no such config file {path!r} (a Python file with get_config(), e.g. '
+                 'configs/digits_demo.py)')
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(path))))
+
+
+def _load_config(spec: str):
+  path, _, arg = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('_refine_jax_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def unknown_field(config, argv) -> Optional[str]:
+  """The first `--config.A.B=...` override that names no field of `config`, with the nearest field names."""
+  for a in argv:
+    if not a.startswith('--config.'):
+      continue
+    keys = a[len('--config.'):].split('=', 1)[0].split('.')
+    node = config
+    for i, k in enumerate(keys):
+      if not isinstance(node, ml_collections.ConfigDict) or k not in node:
+        parent = '.'.join(['config', *keys[:i]])
+        names = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        near = difflib.get_close_matches(k, names, n=3, cutoff=0.5)
+        hint = (f'did you mean {", ".join(near)}?' if near else
+                f'fields of {parent}: {", ".join(names)}' if names else f'{parent} has no fields')
+        return f'{".".join(["config", *keys[:i + 1]])} is not a config field; {hint}'
+      node = node[k]
+  return None
 
 
 def parse_flags(argv):
-  """absl's parser, with unknown config fields and badly typed overrides reported as usage errors (exit 2)."""
-  _config_root_on_path(argv)
+  """absl's parser, with a missing config file, unknown config fields and badly typed overrides reported as
+  usage errors (exit 2)."""
+  spec = _config_spec(argv)
+  if not any(a in ('-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml') for a in argv):
+    _check_config_file(spec)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001 - unknown override fields and bad values: usage error, exit 2
-    print(f'error: bad flag or config override: {type(e).__name__}: {e}', file=sys.stderr)
-    sys.exit(2)
+    unknown = None
+    if isinstance(e, (AttributeError, KeyError)) and spec is not None:
+      unknown = unknown_field(_load_config(spec), argv)
+    _usage_error(unknown or f'bad flag or config override: {type(e).__name__}: {e}')
+
+
+def check_workdir_path(workdir: str) -> None:
+  """A local --workdir must be a directory that can be created or written; checked before anything else runs
+  by creating and removing a probe directory, which leaves no trace (as root, permission bits say little)."""
+  from refine_jax import metrics  # jax and epath: not needed to parse flags
+  if not metrics.is_local(workdir):  # gs://...: the filesystem says at the first write
+    return
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    _usage_error(f'--workdir: {workdir} exists and is not a directory')
+  parent = path
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    _usage_error(f'--workdir: cannot create {workdir}: {parent} is not a directory')
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix='.refine_jax_probe_', dir=parent))
+  except OSError as e:
+    what = 'write to' if parent == path else f'create {workdir} in'
+    _usage_error(f'--workdir: cannot {what} {parent}: {e.strerror}')
 
 
 def cluster_env_detected() -> bool:

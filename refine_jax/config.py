@@ -7,6 +7,7 @@ registries above this layer know (dataset, model and op names) is asked through 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from typing import Any, Callable, Optional, Sequence
 
@@ -73,15 +74,26 @@ def _check_type(path: str, value, types: tuple, what: str):
     raise ConfigError(path, f'must be {what}, got {value!r}')
 
 
-def _check_choice(path: str, value, allowed: Sequence[str]):
-  if value not in allowed:
-    raise ConfigError(path, f'unknown value {value!r}; allowed: {", ".join(map(str, allowed))}')
+# Past this many allowed values an error names the close matches and how to list the rest, not every value.
+_LONGEST_LISTING = 30
+
+
+def _check_choice(path: str, value, allowed: Sequence[str], *, rest: str = ''):
+  """`rest` describes the allowed values in words when there are too many to print (e.g. TFDS builders)."""
+  if value in allowed:
+    return
+  names = [str(a) for a in allowed]
+  if len(names) <= _LONGEST_LISTING:
+    raise ConfigError(path, f'unknown value {value!r}; allowed: {", ".join(names)}')
+  near = difflib.get_close_matches(str(value), names, n=5, cutoff=0.6)
+  hint = f'did you mean {", ".join(near)}? ' if near else ''
+  raise ConfigError(path, f'unknown value {value!r}; {hint}allowed: {rest or f"{len(names)} names"}')
 
 
 def _check_range(path: str, value, lo=None, hi=None, *, lo_open=False, what='a number'):
   bounds = ' and '.join(b for b in (
       None if lo is None else f'{">" if lo_open else ">="} {lo}', None if hi is None else f'<= {hi}') if b)
-  allowed = f'must be {what}' + (f' ({bounds})' if bounds else '')
+  allowed = f'must be {what}' + (f' ({bounds})' if bounds and bounds not in what else '')
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise ConfigError(path, f'{allowed}, got {value!r}')
   if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
@@ -101,7 +113,10 @@ def _check_duration(node, key: str, path: str, *, required: bool, positive=True)
 def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_devices: int = 1,
              process_count: int = 1) -> None:
   """Checks every field the trainer reads; raises ConfigError naming the field and the allowed values."""
-  _check_choice('dataset', config.dataset, registries.datasets())
+  datasets = registries.datasets()
+  _check_choice('dataset', config.dataset, datasets,
+                rest=f'digits, image_folder or a TFDS builder name ({len(datasets) - 2} of them; '
+                "list them: python -c 'import tensorflow_datasets as tfds; print(tfds.list_builders())')")
   if config.dataset != 'digits':
     if config.data_dir is None and not config.download:
       raise ConfigError('data_dir', f'dataset {config.dataset!r} needs data_dir (a TFDS data directory) '

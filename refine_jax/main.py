@@ -120,6 +120,7 @@ def main(argv) -> None:
   if _CONFIG.value is None or not _WORKDIR.value:
     print('error: --config and --workdir are required', file=sys.stderr)
     sys.exit(2)
+  cli.check_workdir_path(_WORKDIR.value)
   from refine_jax import config as config_lib
   from refine_jax import train
   from refine_jax.data import sources
