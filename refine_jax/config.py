@@ -159,6 +159,15 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   _check_type('pp_eval', config.pp_eval, (str,), 'a preprocessing string')
   registries.check_pp(config.pp_eval, 'pp_eval')
 
+  order = _phase_order(config)
+  mix_points = registries.mix_points(config.model)
+  for name in order:
+    _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model, registries,
+                    first=name == order[0])
+
+
+def _phase_order(config) -> tuple[str, ...]:
+  """The validated `phase_order`."""
   order = tuple(config.phase_order)
   if not order:
     raise ConfigError('phase_order', f'must name at least one phase; allowed: {", ".join(PHASE_NAMES)}')
@@ -171,10 +180,7 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   if 'augmented' not in order and not config.init_from:
     raise ConfigError('phase_order', 'a run without an augmented phase must start from a trained model: '
                       'set init_from, or add "augmented" (allowed phases: augmented, refine)')
-  mix_points = registries.mix_points(config.model)
-  for name in order:
-    _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model, registries,
-                    first=name == order[0])
+  return order
 
 
 def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, registries: Registries, *,
