@@ -79,7 +79,7 @@ def _rows() -> dict[str, Row]:
     out[key] = Row(key, table, dataset, model, aug, MappingProxyType(values), note)
 
   # Table 1: (C10 aug, C10 ref, C100 aug, C100 ref); None = "-".
-  no_aug_ref = 'refined with no augmentation at all (standard augmentation off during refinement)'
+  no_aug_ref = 'ref: refined with no augmentation at all'
   for model, aug, c10a, c10r, c100a, c100r, note in [
       ('preact18', 'standard', 94.63, 94.48, 75.79, 76.06, no_aug_ref),
       ('preact18', 'mixup', 95.92, 96.26, 78.95, 80.85, ''),
