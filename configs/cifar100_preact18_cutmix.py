@@ -9,8 +9,8 @@ Paper row: Table 1, `table1/cifar100/preact18/cutmix`: aug 79.75 → ref 80.46.
 
 Settings: batch 128, weight decay 1e-4; augmented phase: 400 epochs, lr 0.1 ÷10 at 150/275, host ops
 `pad_crop(32,4)|flip_lr`; refine phase: 50 epochs at the augmented phase's final rate, host ops
-`pad_crop(32,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling): OUR
-CHOICE (configs/paper.py PREACT_VARIANT).
+`pad_crop(32,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling):
+OUR CHOICE (configs/paper.py PREACT_VARIANT).
 """
 from configs import paper
 

@@ -11,8 +11,8 @@ Paper row: none, an EXTENSION (the gradual variant: the paper reports "no signif
 
 Settings: batch 128, weight decay 1e-4; augmented phase: 450 epochs, lr 0.1 ÷10 at 150/275, host ops
 `pad_crop(32,4)|flip_lr`; gradual: over the last 50 epochs the CutMix probability falls linearly to 0 (λ ~ Beta(1,
-1) kept), as the paper defines it; the linear fade over the 50 epochs that refinement would take, in one phase: OUR
-CHOICE (the paper gives neither); PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before
+1) kept), as the paper defines it; the linear fade over the 50 epochs that refinement would take, in one phase:
+OUR CHOICE (the paper gives neither); PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before
 pooling): OUR CHOICE (configs/paper.py PREACT_VARIANT).
 """
 from configs import paper

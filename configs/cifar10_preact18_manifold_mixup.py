@@ -10,9 +10,9 @@ Paper row: Table 1, `table1/cifar10/preact18/manifold_mixup`: aug 95.81 → ref 
 
 Settings: batch 128, weight decay 1e-4; augmented phase: 400 epochs, lr 0.1 ÷10 at 150/275, host ops
 `pad_crop(32,4)|flip_lr`; refine phase: 50 epochs at the augmented phase's final rate, host ops
-`pad_crop(32,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling): OUR
-CHOICE (configs/paper.py PREACT_VARIANT); mixing points input / stage 1 / stage 2 as the Manifold Mixup paper: OUR
-CHOICE.
+`pad_crop(32,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling):
+OUR CHOICE (configs/paper.py PREACT_VARIANT); mixing points input / stage 1 / stage 2 as the Manifold Mixup paper:
+OUR CHOICE.
 """
 from configs import paper
 

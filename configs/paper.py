@@ -179,8 +179,8 @@ def _lr(a: dict, epochs: int) -> ml_collections.ConfigDict:
       raise ValueError(f'configs/paper.py: t1={epochs}: the paper gives ImageNet boundaries for '
                        f'{sorted(_IMAGENET_BOUNDARIES)} epochs only')
     # 220 = Standard's one phase (200 + 20, OUR CHOICE: the paper does not state Standard's epochs): the Mixup
-    # schedule, then its 1e-4 to the end. ResNet-101 AutoAugment's 200 epochs: boundaries 60/120/180, OUR
-    # CHOICE (the paper states 200 epochs, not the boundaries).
+    # schedule, then its 1e-4 to the end. ResNet-101 AutoAugment's 200 epochs: boundaries 60/120/180,
+    # OUR CHOICE (the paper states 200 epochs, not the boundaries).
     return common.lr('multistep', 0.1, _IMAGENET_BOUNDARIES.get(epochs, _IMAGENET_BOUNDARIES[200]), 0.1)
   name = 'preact18' if ds == 'tinyimagenet' else model
   _, _, base, schedule, bounds, factor, _ = _CIFAR_SCHEDULES[name]

@@ -11,8 +11,8 @@ Paper row: Table 4, `table4/tinyimagenet/preact18/cutmix_p1`: aug best/last 65.9
 
 Settings: batch 128, weight decay 1e-4; augmented phase: 400 epochs, lr 0.1 ÷10 at 150/275, host ops
 `pad_crop(64,4)|flip_lr`; refine phase: 50 epochs at the augmented phase's final rate, host ops
-`pad_crop(64,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling): OUR
-CHOICE (configs/paper.py PREACT_VARIANT); Tiny-ImageNet as an image folder (launch/prepare_tiny_imagenet.py,
+`pad_crop(64,4)|flip_lr`; PreActResNet-18 variant `mixup_cifar` (conv-BN-ReLU stem, no BN-ReLU before pooling):
+OUR CHOICE (configs/paper.py PREACT_VARIANT); Tiny-ImageNet as an image folder (launch/prepare_tiny_imagenet.py,
 docs/tiny_imagenet.md), eval on its labelled val split; standard augmentation pad 4 + crop 64 + flip: OUR CHOICE.
 """
 from configs import paper
