@@ -153,9 +153,9 @@ _SVHN = [
 
 POLICIES: dict[str, list] = {'cifar10': _CIFAR10, 'imagenet': _IMAGENET, 'svhn': _SVHN,
                              'tpu_policy_v0': _TPU_POLICY_V0}
-# The appendix policies (CIFAR-10, ImageNet, SVHN) use the research code's magnitude scale, where a larger
-# magnitude is always a stronger op (the paper's convention; the ImageNet table has no size-dependent op but
-# Rotate and ShearX, which do not scale). policy_v0 was searched with the TPU code's scale.
+# The appendix policies (CIFAR-10, ImageNet, SVHN) are read on the research code's magnitude scale, where a
+# larger magnitude is always a stronger op (for ImageNet our choice: see docs/autoaugment.md; its table has no
+# size-dependent op). policy_v0 was searched with the TPU code's scale.
 _POLICY_MAPPING = {'cifar10': 'cifar', 'imagenet': 'cifar', 'svhn': 'cifar', 'tpu_policy_v0': 'imagenet'}
 
 _FILL = 128  # Out-of-image fill of the geometric ops and the Cutout op (TPU code).
