@@ -9,17 +9,18 @@ and its exact command; this file and `configs/common.py` (the defaults) are all 
 
 Arguments (comma-separated `key=value`):
 
-| key | values | meaning |
-|---|---|---|
-| `dataset` | `cifar10`, `cifar100`, `tinyimagenet`, `imagenet` | |
-| `model` | `preact18`, `wrn28_10`, `shake26` (CIFAR); `preact18` (Tiny-ImageNet); `resnet50`, `resnet101` (ImageNet) | |
-| `aug` | `standard`, `mixup`, `manifold_mixup`, `cutmix`, `autoaugment` | the augmented phase's intensive augmentation |
-| `gamma` | a float | Mixup / Manifold Mixup Beta(γ, γ); default the paper's γ for the dataset |
-| `p` | a float | CutMix probability (default 0.5) |
-| `policy` | `cifar10`, `imagenet` | AutoAugment policy (default: `cifar10` on CIFAR, `imagenet` on ImageNet) |
-| `t1`, `t2` | epochs | augmented / refinement epochs (Table 3); multistep boundaries only where the paper gives them |
-| `refine` | `standard`, `no_aug`, `off` | refine on standard augmentation (default for intensive augmentation), with no augmentation at all, or no refine phase (default for `aug=standard`: one phase of t1 + t2 epochs) |
-| `gradual` | `0`, `1` | the paper's gradual variant: one phase of t1 + t2 epochs whose last t2 epochs fade Mixup's γ (probability kept), or CutMix's / AutoAugment's probability (strength kept), to 0 |
+  dataset   cifar10, cifar100, tinyimagenet, imagenet
+  model     preact18, wrn28_10, shake26 (CIFAR); preact18 (Tiny-ImageNet); resnet50, resnet101 (ImageNet)
+  aug       standard, mixup, manifold_mixup, cutmix, autoaugment: the augmented phase's intensive augmentation
+  gamma     Mixup / Manifold Mixup Beta(γ, γ) (default: 1 on CIFAR and Tiny-ImageNet, 0.2 on ImageNet)
+  p         CutMix probability (default 0.5)
+  policy    cifar10, imagenet: the AutoAugment policy (default: imagenet on ImageNet, else cifar10)
+  t1, t2    augmented / refinement epochs (Table 3); step boundaries only where the paper gives them
+  refine    standard (default with an intensive augmentation): refine on standard augmentation;
+            no_aug: refine with no augmentation at all;
+            off (default for aug=standard): no refine phase, one phase of t1 + t2 epochs
+  gradual   1: the paper's gradual variant, one phase of t1 + t2 epochs whose last t2 epochs fade Mixup's γ
+            (probability kept), or CutMix's / AutoAugment's probability (strength kept), to 0
 
 Where the paper states a setting it is used as stated (`refine_jax/paper.py` `STATED` has the sentences);
 where it does not, the value below is marked OUR CHOICE, and so is every docstring that uses it. The ablation

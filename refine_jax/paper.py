@@ -28,8 +28,10 @@ CITATION = ('He, Xie, Chen, Zhang, Wang, Tian, "Data Augmentation Revisited: Ret
 COLUMNS: Mapping[int, Mapping[str, str]] = MappingProxyType({
     1: {'aug': 'test top-1 (%) after the intensive augmentation',
         'ref': 'test top-1 (%) after refinement'},
-    2: {'aug_raug': 'R̂aug ×10⁻³ at the end of the augmented phase', 'aug_r': 'R̂ ×10⁻³ at the end of the augmented phase',
-        'ref_raug': 'R̂aug ×10⁻³ after refinement (standard augmentation)', 'ref_r': 'R̂ ×10⁻³ after refinement'},
+    2: {'aug_raug': 'R̂aug ×10⁻³ at the end of the augmented phase',
+        'aug_r': 'R̂ ×10⁻³ at the end of the augmented phase',
+        'ref_raug': 'R̂aug ×10⁻³ after refinement (standard augmentation)',
+        'ref_r': 'R̂ ×10⁻³ after refinement'},
     3: {'aug': 'test top-1 (%) after T1 AutoAugment epochs', 'ref': 'test top-1 (%) after T2 refinement epochs'},
     4: {'aug_best': 'best val top-1 (%), augmented', 'aug_last': 'last val top-1 (%), augmented',
         'ref_best': 'best val top-1 (%), refined', 'ref_last': 'last val top-1 (%), refined'},

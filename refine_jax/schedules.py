@@ -93,7 +93,8 @@ def mix_strength(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
   It falls to 0 over the mix decay when `mix.decay_of` names 'gamma' (the paper's gradual Mixup).
   """
   return _piecewise(phases, [
-      _decay(p, p.cfg.mix.gamma if p.cfg.mix.kind != 'none' else 0.0, _mix_decay_steps(p, 'gamma', steps_per_epoch))
+      _decay(p, p.cfg.mix.gamma if p.cfg.mix.kind != 'none' else 0.0,
+             _mix_decay_steps(p, 'gamma', steps_per_epoch))
       for p in phases])
 
 
@@ -103,7 +104,8 @@ def mix_prob(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
   It falls to 0 over the mix decay when `mix.decay_of` names 'prob' (the paper's gradual CutMix).
   """
   return _piecewise(phases, [
-      _decay(p, p.cfg.mix.prob if p.cfg.mix.kind != 'none' else 0.0, _mix_decay_steps(p, 'prob', steps_per_epoch))
+      _decay(p, p.cfg.mix.prob if p.cfg.mix.kind != 'none' else 0.0,
+             _mix_decay_steps(p, 'prob', steps_per_epoch))
       for p in phases])
 
 
