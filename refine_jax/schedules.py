@@ -75,19 +75,37 @@ def _decay(p: Phase, value: float, decay_steps: int) -> Schedule:
   return f
 
 
+MIX_DECAY_DEFAULT = ('gamma', 'prob')
+
+
+def _mix_decay_steps(p: Phase, what: str, steps_per_epoch: int) -> int:
+  """The mix decay length if `mix.decay_of` names `what` ('gamma' or 'prob'), else 0 (kept constant)."""
+  m = p.cfg.mix
+  decay_of = tuple(m.decay_of) if 'decay_of' in m else MIX_DECAY_DEFAULT
+  if what not in decay_of:
+    return 0
+  return steps_of(m, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0
+
+
 def mix_strength(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """γ(step): the Beta(γ, γ) parameter of Mixup / Manifold Mixup / CutMix (0 in a phase without mixing)."""
+  """γ(step): the Beta(γ, γ) parameter of Mixup / Manifold Mixup / CutMix (0 in a phase without mixing).
+
+  It falls to 0 over the mix decay when `mix.decay_of` names 'gamma' (the paper's gradual Mixup).
+  """
   return _piecewise(phases, [
       _decay(p, p.cfg.mix.gamma if p.cfg.mix.kind != 'none' else 0.0,
-             steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
+             _mix_decay_steps(p, 'gamma', steps_per_epoch))
       for p in phases])
 
 
 def mix_prob(phases: Sequence[Phase], steps_per_epoch: int) -> Schedule:
-  """p(step): the probability that a batch is mixed (0 in a phase without mixing)."""
+  """p(step): the probability that a batch is mixed (0 in a phase without mixing).
+
+  It falls to 0 over the mix decay when `mix.decay_of` names 'prob' (the paper's gradual CutMix).
+  """
   return _piecewise(phases, [
       _decay(p, p.cfg.mix.prob if p.cfg.mix.kind != 'none' else 0.0,
-             steps_of(p.cfg.mix, 'decay', steps_per_epoch, path=f'phases.{p.name}.mix') or 0)
+             _mix_decay_steps(p, 'prob', steps_per_epoch))
       for p in phases])
 
 
