@@ -86,6 +86,21 @@ def abstract_vars(model, size: int = 32):
   return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3)), train=False))
 
 
+def random_ours(shapes, seed: int) -> dict:
+  """Random variables of our model's shapes: He-normal kernels, random BN affine parameters and statistics
+  (fresh ones are 1/0/0/1: too easy to match)."""
+  rng = np.random.RandomState(seed)
+
+  def draw(path, x):
+    kind = path[-1].key
+    if kind == 'kernel':
+      return (rng.randn(*x.shape) * np.sqrt(2.0 / np.prod(x.shape[:-1]))).astype(np.float32)
+    if kind in ('mean', 'bias'):
+      return (0.2 * rng.randn(*x.shape)).astype(np.float32)
+    return (0.5 + 1.5 * rng.rand(*x.shape)).astype(np.float32)  # var, scale
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def batch(n: int, size: int, seed: int = 0) -> np.ndarray:
   return np.random.RandomState(seed).randn(n, size, size, 3).astype(np.float32)
 
@@ -123,16 +138,7 @@ def test_our_batchnorm_and_padding_follow_torchvision():
 @pytest.mark.parametrize('name,size', [('resnet50', 224), ('resnet101', 64)])
 def test_export_gives_torchvision_the_same_logits_and_stage_features(name, size):
   model = models.get_model(name, 1000)
-  v = jax.jit(lambda k: model.init(k, jnp.zeros((1, 32, 32, 3)), train=False))(jax.random.PRNGKey(3))
-  # Random BN statistics and affine parameters on our side too (fresh ones are 1/0/0/1).
-  rng = np.random.RandomState(1)
-
-  def randomize(path, x):
-    kind = path[-1].key
-    if kind in ('mean', 'bias'):
-      return (0.2 * rng.randn(*x.shape)).astype(np.float32)
-    return (0.5 + 1.5 * rng.rand(*x.shape)).astype(np.float32) if kind in ('var', 'scale') else np.asarray(x)
-  v = jax.tree_util.tree_map_with_path(randomize, v)
+  v = random_ours(abstract_vars(model), seed=1)
   sd = export.to_torchvision(v, name, num_batches_tracked=11)
   net = getattr(torchvision.models, name)(weights=None, num_classes=1000).eval()
   net.load_state_dict({k: torch.from_numpy(a) for k, a in sd.items()}, strict=True)
@@ -191,12 +197,10 @@ def test_wrapped_and_ddp_state_dicts_are_read(tmp_path):
 def test_head_is_kept_when_it_fits_and_dropped_when_the_class_count_differs():
   net = torch_net('resnet50', num_classes=10, seed=4)
   sd = {k: v.numpy() for k, v in net.state_dict().items()}
-  m10 = models.get_model('resnet50', 10)
-  target = jax.jit(lambda k: m10.init(k, jnp.zeros((1, 32, 32, 3)), train=False))(jax.random.PRNGKey(0))
+  target = random_ours(abstract_vars(models.get_model('resnet50', 10)), seed=0)
   v = export.from_torchvision(sd, target)
   np.testing.assert_array_equal(v['params']['fc']['kernel'], sd['fc.weight'].T)
-  m7 = models.get_model('resnet50', 7)
-  t7 = jax.jit(lambda k: m7.init(k, jnp.zeros((1, 32, 32, 3)), train=False))(jax.random.PRNGKey(0))
+  t7 = random_ours(abstract_vars(models.get_model('resnet50', 7)), seed=0)
   v7 = export.from_torchvision(sd, t7)
   np.testing.assert_array_equal(v7['params']['fc']['kernel'], t7['params']['fc']['kernel'])  # target's own head
   np.testing.assert_array_equal(v7['params']['conv1']['kernel'], sd['conv1.weight'].transpose(2, 3, 1, 0))
@@ -208,9 +212,10 @@ def test_head_is_kept_when_it_fits_and_dropped_when_the_class_count_differs():
 # --------------------------------------------------------------------------- a train-mode step
 
 
-def _train_step_both(dtype_t, dtype_j, x, y, lr=0.1, wd=1e-4, mom=0.9):
+def _train_step_both(dtype_t, dtype_j, x, y, backward: bool, lr=0.1, wd=1e-4, mom=0.9):
   """One train-mode step of the same ResNet-50 in PyTorch (SGD, momentum, weight_decay) and ours (optax SGD with
-  L2 decay added to the gradient, as train.make_optimizer builds it). Returns both sides in torch layout."""
+  L2 decay added to the gradient, as train.make_optimizer builds it); without `backward`, only the train-mode
+  forward (which updates the running statistics). Returns both sides in torch layout."""
   net = torch_net('resnet50', num_classes=10, seed=12).train().to(dtype_t)
   sd0 = {k: v.numpy().copy() for k, v in net.state_dict().items()}
   model = models.get_model('resnet50', 10, dtype=dtype_j)
@@ -221,10 +226,12 @@ def _train_step_both(dtype_t, dtype_j, x, y, lr=0.1, wd=1e-4, mom=0.9):
   opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=mom, weight_decay=wd)
   logits_t = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(dtype_t))
   loss_t = torch.nn.functional.cross_entropy(logits_t, torch.from_numpy(y))
-  opt.zero_grad()
-  loss_t.backward()
-  grads_t = {k: p.grad.numpy().copy() for k, p in net.named_parameters()}
-  opt.step()
+  grads_t = {}
+  if backward:
+    opt.zero_grad()
+    loss_t.backward()
+    grads_t = {k: p.grad.numpy().copy() for k, p in net.named_parameters()}
+    opt.step()
   for h in hooks:
     h.remove()
   sd1 = {k: t.numpy() for k, t in net.state_dict().items()}
@@ -233,14 +240,18 @@ def _train_step_both(dtype_t, dtype_j, x, y, lr=0.1, wd=1e-4, mom=0.9):
     logits, upd = model.apply({'params': params, 'batch_stats': v['batch_stats']}, jnp.asarray(x, dtype_j),
                               train=True, mutable=['batch_stats'])
     return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)).mean(), (logits, upd)
+  out = dict(sd0=sd0, sd1=sd1, n_of=n_of, grads_t=grads_t, logits_t=logits_t.detach().numpy(),
+             loss_t=float(loss_t.detach()))
+  if not backward:
+    loss, (logits, upd) = loss_fn(v['params'])
+    after = {'params': v['params'], 'batch_stats': upd['batch_stats']}
+    return dict(out, logits=np.asarray(logits), loss=float(loss), after=export.to_torchvision(after, 'resnet50'))
   (loss, (logits, upd)), grads = jax.value_and_grad(loss_fn, has_aux=True)(v['params'])
   tx = optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=mom))
   updates, _ = tx.update(grads, tx.init(v['params']), v['params'])
   new = {'params': optax.apply_updates(v['params'], updates), 'batch_stats': upd['batch_stats']}
-  return dict(
-      sd0=sd0, sd1=sd1, n_of=n_of, grads_t=grads_t, logits_t=logits_t.detach().numpy(), loss_t=float(loss_t.detach()),
-      logits=np.asarray(logits), loss=float(loss), after=export.to_torchvision(new, 'resnet50'),
-      grads=export.to_torchvision({'params': grads, 'batch_stats': v['batch_stats']}, 'resnet50'))
+  return dict(out, logits=np.asarray(logits), loss=float(loss), after=export.to_torchvision(new, 'resnet50'),
+              grads=export.to_torchvision({'params': grads, 'batch_stats': v['batch_stats']}, 'resnet50'))
 
 
 def test_a_train_step_agrees_with_pytorch_including_running_statistics():
@@ -254,7 +265,7 @@ def test_a_train_step_agrees_with_pytorch_including_running_statistics():
   on layer4.2.conv2's gradient at 3e-5 relative logit agreement), which says nothing about the semantics.
   """
   x, y = batch(4, 64, seed=3), np.array([1, 3, 5, 7])
-  r = _train_step_both(torch.float32, jnp.float32, x, y)
+  r = _train_step_both(torch.float32, jnp.float32, x, y, backward=False)
   assert rel(r['logits'], r['logits_t']) <= REL
   assert abs(r['loss'] - r['loss_t']) <= REL * abs(r['loss_t'])
   sd0, sd1, after = r['sd0'], r['sd1'], r['after']
@@ -271,7 +282,7 @@ def test_a_train_step_agrees_with_pytorch_including_running_statistics():
   assert max(raw) > 1e-3  # the convention difference is real at small n
 
   with jax.enable_x64(True):
-    r = _train_step_both(torch.float64, jnp.float64, x, y)
+    r = _train_step_both(torch.float64, jnp.float64, x, y, backward=True)
   gdiff = max(rel(r['grads'][k], r['grads_t'][k]) for k in r['grads_t'])
   pdiff = max(rel(r['after'][k], r['sd1'][k]) for k in r['grads_t'])
   print(f'train step float64: gradients {gdiff:.2e}, parameters after SGD {pdiff:.2e}')
@@ -321,7 +332,7 @@ DIGITS = os.path.join(ROOT, 'configs', 'digits_demo.py')
 REFINE_ARGS = ['--config.model=resnet50', '--config.image_size=32', '--config.batch_size=8',
                '--config.train_split=train[:64]', '--config.eval_split=test[:16]', '--config.eval_batch_size=8',
                '--config.diag_examples=8', "--config.phase_order=('refine',)", '--config.phases.refine.steps=2',
-               '--config.phases.refine.lr.base=0.0001', '--config.eval_every_steps=2',
+               '--config.phases.refine.lr.base=1e-06', '--config.eval_every_steps=2',
                '--config.checkpoint_every_steps=1', '--config.log_every_steps=1', '--config.keep_checkpoints=5']
 
 
@@ -353,11 +364,12 @@ def test_refining_an_imported_torchvision_file_through_main(refined, tmp_path):
   after = torch.load(out)
   torchvision.models.resnet50(weights=None, num_classes=10).load_state_dict(after, strict=True)
   src = refined['sd']
-  # Two SGD steps at lr 1e-4 from the file's weights: every backbone tensor moved, but only a little (a scratch
-  # init would differ by ~100 %).
-  convs = [k for k in src if k.endswith('.weight') and not k.startswith('fc.')]
+  # Two SGD steps from the file's weights (lr 1e-6: a random-weight net with train-mode BN over 8 values per
+  # channel at layer4 has large gradients, up to ~1e3 x the weights at conv1): every conv kernel moved, but
+  # only a little (a scratch init would differ by ~140 %).
+  convs = [k for k in src if k.endswith('.weight') and src[k].ndim == 4]
   moved = [rel(after[k].numpy(), src[k]) for k in convs]
-  assert max(moved) < 1e-2 and sum(m > 0 for m in moved) > 0.9 * len(moved)
+  assert len(convs) == 53 and 0 < min(moved) and max(moved) < 0.1, (min(moved), max(moved))
   # BN statistics: two momentum-0.1 updates from the file's: new = 0.81 old + (batch terms, >= 0 for variances).
   for k in [k for k in src if k.endswith('running_var')]:
     assert np.all(after[k].numpy() >= 0.81 * src[k] * (1 - 1e-6)), k
@@ -418,16 +430,15 @@ def test_export_command_picks_steps_and_phases_and_refuses_bad_requests(refined,
   assert not (tmp_path / 'x.npz').exists()
 
 
-def test_init_from_bad_files_exit_2_through_main(tmp_path):
-  bad = tmp_path / 'notes.pt'
-  torch.save({'encoder.weight': torch.zeros(3)}, bad)
-  wd = tmp_path / 'run'
-  p = run('refine_jax.main', f'--config={DIGITS}', f'--workdir={wd}', *REFINE_ARGS, f'--config.init_from={bad}')
-  assert p.returncode == 2 and 'config.init_from:' in p.stderr and 'is not a ResNet state_dict' in p.stderr, \
-      p.stderr[-2000:]
-  assert not os.listdir(wd / 'checkpoints') and not (wd / 'metrics.jsonl').exists()
+def test_init_from_bad_file_exits_2_through_main(tmp_path):
+  """The error path of `--config.init_from=FILE` (ExportError -> config error, exit 2, no checkpoint or metrics
+  written); what each bad file says is checked on the functions above, without compiling a ResNet-50 here."""
   good = tmp_path / 'r50.pt'
   torch.save(torchvision.models.resnet50(weights=None, num_classes=10).state_dict(), good)
-  p = run('refine_jax.main', f'--config={DIGITS}', f'--workdir={tmp_path / "tiny"}', "--config.phase_order=('refine',)",
+  wd = tmp_path / 'tiny'
+  p = run('refine_jax.main', f'--config={DIGITS}', f'--workdir={wd}', "--config.phase_order=('refine',)",
           '--config.phases.refine.steps=2', '--config.phases.refine.lr.base=0.01', f'--config.init_from={good}')
-  assert p.returncode == 2 and "model 'resnet_tiny' has no torchvision counterpart" in p.stderr, p.stderr[-2000:]
+  assert p.returncode == 2, p.stderr[-2000:]
+  assert "config.init_from: model 'resnet_tiny' has no torchvision counterpart; allowed: resnet50, resnet101" \
+      in p.stderr
+  assert not os.listdir(wd / 'checkpoints') and not (wd / 'metrics.jsonl').exists()
