@@ -44,6 +44,22 @@ class ExportError(ValueError):
   """A bad export / import request or file; the commands turn it into exit code 2 and write nothing."""
 
 
+def _torch():
+  try:
+    import torch
+  except ImportError:
+    raise ExportError("reading or writing torchvision files needs PyTorch: pip install -e '.[torch]'") from None
+  return torch
+
+
+def _safetensors_torch():
+  try:
+    import safetensors.torch
+  except ImportError:
+    raise ExportError("reading or writing .safetensors needs safetensors: pip install -e '.[torch]'") from None
+  return safetensors.torch
+
+
 def is_torchvision_file(path: str) -> bool:
   """Whether `path` names a torchvision-format file (by suffix) rather than a run's workdir."""
   return str(path).endswith(SUFFIXES)
@@ -163,13 +179,12 @@ def save_state_dict(state_dict: Mapping[str, np.ndarray], path: str, metadata: O
   """Writes `.pt`/`.pth` (torch.save of a dict of tensors) or `.safetensors`, atomically (temp file + rename)."""
   if not is_torchvision_file(path):
     raise ExportError(f'--out {path!r}: allowed suffixes ' + ', '.join(SUFFIXES))
-  import torch
+  torch = _torch()
   tensors = {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}
   tmp = f'{path}.tmp.{os.getpid()}'
   try:
     if path.endswith('.safetensors'):
-      from safetensors.torch import save_file
-      save_file(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+      _safetensors_torch().save_file(tensors, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
     else:
       torch.save(tensors, tmp)
     os.replace(tmp, path)
@@ -186,11 +201,10 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   {'model': ...} / {'state_dict': ...} (torchvision's and timm's training scripts), and strips DDP's `module.`."""
   if not os.path.isfile(path):
     raise ExportError(f'{path!r} is not a file')
-  import torch
+  torch = _torch()
   try:
     if path.endswith('.safetensors'):
-      from safetensors.torch import load_file
-      obj = load_file(path)
+      obj = _safetensors_torch().load_file(path)
     else:
       obj = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # noqa: BLE001 - any read failure means "not a state_dict file"
@@ -282,6 +296,9 @@ def export_workdir(workdir: str, out: str, step: Optional[int] = None, phase: Op
     raise ExportError(f'--out {out!r}: allowed suffixes ' + ', '.join(SUFFIXES))
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise ExportError(f'--out {out!r}: the directory {os.path.dirname(os.path.abspath(out))!r} does not exist')
+  _torch()  # before any work: the file is written with torch
+  if out.endswith('.safetensors'):
+    _safetensors_torch()
   cfg_path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(cfg_path):
     raise ExportError(f'--workdir {workdir!r} holds no run (no config.json)')
