@@ -225,3 +225,31 @@ def test_bad_inputs_exit_2_and_write_nothing(exported_backbone, tmp_path, capsys
   with open(os.path.join(root, 'Annotations', '000002.xml'), 'w') as f:
     f.write('<annotation><object><name>dog</name></object>')
   refused(f'--backbone={path}', f'--voc_root={root}', match='000002.xml does not parse')
+
+
+def test_schedule_and_flipped_training_boxes(tmp_path):
+  pytest.importorskip('torchvision')
+  from refine_jax.detection import finetune
+  # The paper's schedule at VOC2007 trainval size (5011 images, batch 16 -> 313 iterations per epoch).
+  ipe = 5011 // 16
+  lr = [finetune.lr_at(i, ipe, 0.01, [9], 500) for i in range(12 * ipe)]
+  assert lr[0] == pytest.approx(1e-5) and lr[250] == pytest.approx(0.01 * (1e-3 + 0.999 * 0.5))
+  assert lr[500] == lr[9 * ipe - 1] == 0.01 and lr[9 * ipe] == lr[-1] == pytest.approx(0.001)
+  root = str(tmp_path / 'VOC2007')
+  write_voc(root, n_train=8, n_test=1)
+  with open(os.path.join(root, 'Annotations', '000000.xml')) as f:
+    xml = f.read()
+  with open(os.path.join(root, 'Annotations', '000000.xml'), 'w') as f:  # make the cat difficult
+    f.write(xml.replace('<name>cat</name><difficult>0</difficult>', '<name>cat</name><difficult>1</difficult>'))
+  ds = finetune.VOCDetection(root, voc.load_split(root, 'trainval'), train=True, seed=0)
+  assert ds[0][1]['labels'].tolist() == [DOG]  # difficult objects are left out of training
+  flips = 0
+  for i in range(1, 8):
+    img, t = ds[i]
+    for (x1, y1, x2, y2), label in zip(t['boxes'].tolist(), t['labels'].tolist()):
+      # The box still frames its filled rectangle (red dog, green cat), flipped or not.
+      inside = img[:, int(y1):int(y2), int(x1):int(x2)]
+      channel = 0 if label == DOG else 1
+      assert float(inside[channel].mean()) > 0.9 and float(inside[1 - channel].mean()) < 0.3
+    flips += t['boxes'][0, 0].item() != 4.0
+  assert 0 < flips < 7  # each image flipped with p = 0.5, by its seeded draw
