@@ -28,7 +28,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 from absl import logging
