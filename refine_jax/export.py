@@ -6,7 +6,8 @@
 writes a `state_dict` that `torchvision.models.resnet50(num_classes=N).load_state_dict(sd, strict=True)` takes,
 BN running statistics included (N: the run's class count). Without `--step`/`--phase` the newest checkpoint is
 exported; `--phase=P` takes the newest checkpoint whose last trained step lay in phase P (for `augmented`, the
-phase boundary, which the run always keeps). The other way, `load_torchvision(path, target)` turns such a file
+phase boundary, which the run always keeps). The workdir must be a local path (a gs:// run: copy its
+config.json and the checkpoint first). The other way, `load_torchvision(path, target)` turns such a file
 (ours or a public one, `.pt`/`.pth`/`.safetensors`) into our variables; `--config.init_from=FILE` uses it.
 
 The two models are the same network: our `models/resnet.py` is torchvision's ResNet v1.5 (stride on the
