@@ -86,6 +86,16 @@ class Checkpoints:
                         step, self.directory, type(e).__name__, str(e)[:300])
     return None
 
+  def restore_raw(self, step: int) -> tuple[dict, dict]:
+    """The checkpoint at `step` as plain nested dicts of arrays (no target structure needed), and its meta."""
+    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                           meta=ocp.args.JsonRestore()))
+    return out['state'], dict(out['meta'])
+
+  def restore_meta(self, step: int) -> dict:
+    """Only the meta record (step, phase, data position) of the checkpoint at `step`."""
+    return dict(self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'])
+
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()

@@ -26,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from refine_jax import checkpoint as ckpt_lib
 from refine_jax import config as config_lib
+from refine_jax import export as export_lib
 from refine_jax import metrics as metrics_lib
 from refine_jax import models
 from refine_jax import schedules
@@ -443,7 +444,8 @@ def _image_shape(config, split: sources.Split, phase: Phase) -> tuple[int, ...]:
 
 
 def _restore(config, ckpts: ckpt_lib.Checkpoints, state: TrainState, workdir: str, phases, spe) -> TrainState:
-  """Resume order: this workdir's checkpoint, then `init_from` (parameters only), then scratch."""
+  """Resume order: this workdir's checkpoint, then `init_from` (parameters only; a run's workdir or a torchvision
+  file), then scratch."""
   got = ckpts.restore_latest(ckpt_lib.abstract(state))
   if got is not None:
     restored, meta = got
@@ -452,6 +454,17 @@ def _restore(config, ckpts: ckpt_lib.Checkpoints, state: TrainState, workdir: st
     return restored
   if config.init_from:
     root = config.init_from
+    if export_lib.is_torchvision_file(root):  # a torchvision ResNet-50/101 state_dict (.pt/.pth/.safetensors)
+      try:
+        export_lib.check_model(config.model)
+        got = export_lib.load_torchvision(root, {'params': state.params, 'batch_stats': state.batch_stats})
+      except export_lib.ExportError as e:
+        raise ConfigError('init_from', str(e)) from None
+      repl = jax.tree.leaves(state.params)[0].sharding
+      logging.info('initialised parameters and BN statistics from the torchvision file %s; optimizer and step '
+                   'start fresh', root)
+      return state.replace(params=jax.device_put(got['params'], repl),
+                           batch_stats=jax.device_put(got['batch_stats'], repl))
     ck_dir = os.path.join(root, 'checkpoints') if epath.Path(root, 'checkpoints').is_dir() else root
     src = ckpt_lib.Checkpoints(ck_dir, read_only=True)
     try:

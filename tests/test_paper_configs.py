@@ -149,8 +149,9 @@ ROWS = {
                                            lr=('multistep', 0.1, OURS((60, 120, 180)), 0.1)),
                                   'table5/imagenet/resnet101/autoaugment'),
 }
-# Not paper experiments: the embedded demo, and the builder itself (its default is checked below).
-NOT_PAPER = {'digits_demo', 'paper'}
+# Not paper experiments: the embedded demo, the builder itself (its default is checked below), and the paper's
+# ImageNet refinement applied to a given torchvision checkpoint (an extension, trained in tests/test_export.py).
+NOT_PAPER = {'digits_demo', 'paper', 'imagenet_r50_refine_pretrained'}
 
 # ImageNet Standard epochs (unstated, OURS): the refined rows' 200 + 20 on the Mixup lr path (÷10 at 60/120/180,
 # then 1e-4 to the end).
