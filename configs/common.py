@@ -33,11 +33,14 @@ def lr(schedule: str = 'multistep', base: float | None = 0.1, boundaries_epochs=
 def mix(kind: str = 'none', gamma: float = 1.0, prob: float = 1.0, layers=(0, 1, 2)) -> ml_collections.ConfigDict:
   """On-device mixing: kind none|mixup|cutmix|manifold_mixup, λ ~ Beta(gamma, gamma), applied with `prob`.
 
-  decay_epochs/decay_steps: fall linearly to 0 over the end of the phase (the paper's gradual variant).
+  decay_epochs/decay_steps: fall linearly to 0 over the end of the phase (the paper's gradual variant);
+  decay_of names what falls: ('gamma',) for gradual Mixup (γ → 0, probability kept), ('prob',) for gradual
+  CutMix (probability → 0, λ ~ Beta(γ, γ) kept), both by default.
   """
   return ml_collections.ConfigDict({
       'kind': kind, 'gamma': gamma, 'prob': prob, 'per_example': False, 'layers': tuple(layers),
       'decay_epochs': config_dict.placeholder(float), 'decay_steps': config_dict.placeholder(int),
+      'decay_of': ('gamma', 'prob'),
   })
 
 
@@ -96,4 +99,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.init_from = config_dict.placeholder(str)
   c.allow_config_change = False
+  # The paper row this config reproduces: a key of refine_jax/paper.py ROWS, or None (an extension).
+  c.paper_row = config_dict.placeholder(str)
   return c

@@ -196,6 +196,11 @@ def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: s
   _check_range(f'{path}mix.prob', m.prob, 0, 1, what='a probability in [0, 1]')
   _check_type(f'{path}mix.per_example', m.per_example, (bool,), 'true or false')
   _check_duration(m, 'decay', f'{path}mix.', required=False, positive=False)
+  decay_of = _get(m, 'decay_of', ('gamma', 'prob'))
+  if (isinstance(decay_of, str) or not decay_of or len(set(decay_of)) != len(decay_of)
+      or not set(decay_of) <= {'gamma', 'prob'}):
+    raise ConfigError(f'{path}mix.decay_of', f'must name what the mix decay fades, one or both of gamma, prob; '
+                      f'got {decay_of!r}')
   if m.kind == 'manifold_mixup':
     if len(mix_points) < 2:
       raise ConfigError(f'{path}mix.kind', f'manifold_mixup needs a model with mixing layers; model {model!r} '

@@ -81,6 +81,23 @@ def _init_distributed() -> None:
   logging.info('jax.distributed initialised: process %d of %d (heartbeat timeout %ds)', jax.process_index(),
                jax.process_count(), _HEARTBEAT.value)
   _fail_fast_on_uncaught_exception(jax.process_index(), jax.process_count())
+  _open_collectives_together(_INIT_TIMEOUT.value)
+
+
+def _open_collectives_together(timeout_s: int) -> None:
+  """Meets every process at a coordination-service barrier, then runs one collective over all devices.
+
+  The first collective over a set of devices opens its gloo (CPU) connections through the coordinator's
+  key-value store, and XLA:CPU waits a fixed 30 s there for the other processes: on a starved machine one process
+  can reach its first collective (in Orbax's first sync, or the first train step) more than 30 s after another
+  and the run dies with "Gloo context initialization failed: DEADLINE_EXCEEDED". The barrier waits up to
+  `timeout_s` instead, and the collective right after it opens the connections while the processes are
+  together; later collectives over the same devices reuse them.
+  """
+  from jax._src import distributed as jax_distributed  # the barrier has no public API (Orbax uses it too)
+  from jax.experimental import multihost_utils
+  jax_distributed.global_state.client.wait_at_barrier('refine_jax_open_collectives', timeout_s * 1000)
+  multihost_utils.sync_global_devices('refine_jax_open_collectives')
 
 
 def _fail_fast_on_uncaught_exception(index: int, count: int) -> None:

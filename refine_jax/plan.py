@@ -22,6 +22,7 @@ from refine_jax.augment import mixing
 
 # spec, augmentation probability, field (for errors) -> a host pipeline (`data.ops.Pipeline`)
 BuildOps = Callable[[str, float, str], Any]
+MIX_DECAY_DEFAULT = ('gamma', 'prob')  # what the mix decay fades when a config has no `mix.decay_of`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +105,10 @@ def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe:
            build_ops: Optional[BuildOps]) -> Phase:
   p, path = config.phases[name], f'phases.{name}'
   m, lr = p.mix, p.lr
+  # The mix decay fades what `mix.decay_of` names: γ (gradual Mixup), the probability (gradual CutMix), or both.
   decay = config_lib.steps_of(m, 'decay', spe, path=f'{path}.mix') or 0
+  decay_of = tuple(m.decay_of) if 'decay_of' in m else MIX_DECAY_DEFAULT
+  gamma_decay, prob_decay = (decay if what in decay_of else 0 for what in ('gamma', 'prob'))
   mixes = m.kind != 'none'
   lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
                              warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
@@ -115,8 +119,8 @@ def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe:
   return Phase(name=name, index=i, start=start, end=end, pp=p.pp,
                mix=mixing.MixSpec(kind=m.kind, per_example=bool(m.per_example),
                                   layers=tuple(int(l) for l in m.layers)),
-               lr=lr_fn, mix_gamma=schedules.decaying(end, m.gamma if mixes else 0.0, decay),
-               mix_prob=schedules.decaying(end, m.prob if mixes else 0.0, decay),
+               lr=lr_fn, mix_gamma=schedules.decaying(end, m.gamma if mixes else 0.0, gamma_decay),
+               mix_prob=schedules.decaying(end, m.prob if mixes else 0.0, prob_decay),
                aug_prob=schedules.decaying(end, p.aug_prob, aug_decay), host_ops=host_ops)
 
 

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from refine_jax import checkpoint as ckpt_lib
 from refine_jax import config as config_lib
 from refine_jax import evaluate
+from refine_jax import export as export_lib
 from refine_jax import metrics as metrics_lib
 from refine_jax import plan as plan_lib
 from refine_jax import registries
@@ -261,31 +262,52 @@ def _hms(seconds: float) -> str:
 
 
 def _restore(config, ckpts: ckpt_lib.Checkpoints, state: steps.TrainState, workdir: str) -> steps.TrainState:
-  """Resume order: this workdir's checkpoint, then `init_from` (parameters only), then scratch."""
+  """Resume order: this workdir's checkpoint, then `init_from` (parameters only; a run's workdir or a torchvision
+  file), then scratch."""
   got = ckpts.restore_latest(ckpt_lib.abstract(state))
   if got is not None:
     restored, meta = got
     logging.info('resumed %s at step %d (phase %s, epoch %d + %d batches)', workdir, meta['step'], meta['phase'],
                  meta['epoch'], meta['batch_in_epoch'])
     return restored
-  if config.init_from:
-    root = config.init_from
-    ck_dir = os.path.join(root, 'checkpoints') if epath.Path(root, 'checkpoints').is_dir() else root
-    with ckpt_lib.Checkpoints(ck_dir, read_only=True) as src:
-      got = src.restore_latest_raw()
-    if got is None:
-      raise ConfigError('init_from', f'no readable checkpoint under {root!r}; allowed: a workdir or its '
-                        'checkpoints directory holding at least one checkpoint')
-    other, meta = got
-    # Parameters and BN statistics only: the optimizer (and its state's shape) belongs to this run.
-    params, stats = other['params'], other.get('batch_stats', {})
-    want = jax.tree.map(lambda x: (x.shape, x.dtype), (state.params, state.batch_stats))
-    have = jax.tree.map(lambda x: (x.shape, x.dtype), (params, stats))
-    if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
-      raise ConfigError('init_from', f'the checkpoint under {root!r} does not fit model {config.model!r} '
-                        '(parameter names or shapes differ)')
-    repl = jax.tree.leaves(state.params)[0].sharding
+  if not config.init_from:
+    return state
+  root = config.init_from
+  if export_lib.is_torchvision_file(root):  # a torchvision ResNet-50/101 state_dict (.pt/.pth/.safetensors)
+    params, stats = _torchvision_variables(config, root, state)
+    logging.info('initialised parameters and BN statistics from the torchvision file %s; optimizer and step '
+                 'start fresh', root)
+  else:
+    params, stats, meta = _checkpoint_variables(config, root, state)
     logging.info('initialised parameters from %s (step %d, phase %s); optimizer and step start fresh', root,
                  meta['step'], meta['phase'])
-    return state.replace(params=jax.device_put(params, repl), batch_stats=jax.device_put(stats, repl))
-  return state
+  repl = jax.tree.leaves(state.params)[0].sharding
+  return state.replace(params=jax.device_put(params, repl), batch_stats=jax.device_put(stats, repl))
+
+
+def _torchvision_variables(config, path: str, state: steps.TrainState) -> tuple:
+  try:
+    export_lib.check_model(config.model)
+    got = export_lib.load_torchvision(path, {'params': state.params, 'batch_stats': state.batch_stats})
+  except export_lib.ExportError as e:
+    raise ConfigError('init_from', str(e)) from None
+  return got['params'], got['batch_stats']
+
+
+def _checkpoint_variables(config, root: str, state: steps.TrainState) -> tuple:
+  """(params, batch_stats, meta) of the newest checkpoint under a workdir or checkpoints directory, checked
+  against this run's model. Parameters and BN statistics only: the optimizer belongs to this run."""
+  ck_dir = os.path.join(root, 'checkpoints') if epath.Path(root, 'checkpoints').is_dir() else root
+  with ckpt_lib.Checkpoints(ck_dir, read_only=True) as src:
+    got = src.restore_latest_raw()
+  if got is None:
+    raise ConfigError('init_from', f'no readable checkpoint under {root!r}; allowed: a workdir or its '
+                      'checkpoints directory holding at least one checkpoint')
+  other, meta = got
+  params, stats = other['params'], other.get('batch_stats', {})
+  want = jax.tree.map(lambda x: (x.shape, x.dtype), (state.params, state.batch_stats))
+  have = jax.tree.map(lambda x: (x.shape, x.dtype), (params, stats))
+  if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
+    raise ConfigError('init_from', f'the checkpoint under {root!r} does not fit model {config.model!r} '
+                      '(parameter names or shapes differ)')
+  return params, stats, meta

@@ -339,7 +339,7 @@ def test_policies_are_well_formed():
             for name, prob, magnitude in subpolicy:
                 assert name in aa.OP_NAMES and 0 <= prob <= 1 and 0 <= magnitude <= 10
     assert aa.POLICIES['cifar10'][0] == (('Invert', 0.1, 7), ('Contrast', 0.2, 6))
-    assert aa.POLICIES['imagenet'][0] == (('Equalize', 0.8, 1), ('ShearY', 0.8, 4))
+    assert aa.POLICIES['tpu_policy_v0'][0] == (('Equalize', 0.8, 1), ('ShearY', 0.8, 4))
     assert aa.POLICIES['svhn'][0] == (('ShearX', 0.9, 4), ('Invert', 0.2, 3))
 
 
@@ -436,3 +436,58 @@ def test_randaugment_and_cutout_batches_equal_single_images(cifar):
     for img, s, r, c in zip(cifar, seeds, ra, co):
         np.testing.assert_array_equal(r, aa.randaugment(img, s, 2, 9.0))
         np.testing.assert_array_equal(c, aa.cutout(img, s, 12, 0))
+
+
+# The AutoAugment paper's appendix table "Policy found on ImageNet", transcribed row by row as the table prints
+# it: "Operation 1 (probability, magnitude) | Operation 2 (probability, magnitude)", sub-policy 0 first.
+APPENDIX_IMAGENET = """
+Posterize 0.4 8 | Rotate 0.6 9
+Solarize 0.6 5 | AutoContrast 0.6 5
+Equalize 0.8 8 | Equalize 0.6 3
+Posterize 0.6 7 | Posterize 0.6 6
+Equalize 0.4 7 | Solarize 0.2 4
+Equalize 0.4 4 | Rotate 0.8 8
+Solarize 0.6 3 | Equalize 0.6 7
+Posterize 0.8 5 | Equalize 1.0 2
+Rotate 0.2 3 | Solarize 0.6 8
+Equalize 0.6 8 | Posterize 0.4 6
+Rotate 0.8 8 | Color 0.4 0
+Rotate 0.4 9 | Equalize 0.6 2
+Equalize 0.0 7 | Equalize 0.8 8
+Invert 0.6 4 | Equalize 1.0 8
+Color 0.6 4 | Contrast 1.0 8
+Rotate 0.8 8 | Color 1.0 2
+Color 0.8 8 | Solarize 0.8 7
+Sharpness 0.4 7 | Invert 0.6 8
+ShearX 0.6 5 | Equalize 1.0 9
+Color 0.4 0 | Equalize 0.6 3
+Equalize 0.4 7 | Solarize 0.2 4
+Solarize 0.6 5 | AutoContrast 0.6 5
+Invert 0.6 4 | Equalize 1.0 8
+Color 0.6 4 | Contrast 1.0 8
+Equalize 0.8 8 | Equalize 0.6 3
+"""
+
+
+def _parse_table(text):
+    rows = []
+    for line in text.strip().splitlines():
+        ops = []
+        for half in line.split('|'):
+            name, prob, mag = half.split()
+            ops.append((name, float(prob), int(mag)))
+        rows.append(tuple(ops))
+    return rows
+
+
+def test_imagenet_policy_is_the_appendix_table():
+    """'imagenet' is the policy He et al. use ("the AutoAugment policies reported in [8]"): all 25 sub-policies
+    of the appendix table, in order; the TPU code's policy_v0 (a different list) stays as 'tpu_policy_v0'."""
+    expected = _parse_table(APPENDIX_IMAGENET)
+    assert len(expected) == 25
+    assert aa.POLICIES['imagenet'] == expected
+    assert aa.POLICIES['tpu_policy_v0'] != expected
+    # Magnitude semantics: the appendix tables use the paper's convention (larger = stronger), i.e. the
+    # research code's scale; policy_v0 keeps the TPU scale it was searched with.
+    assert aa._POLICY_MAPPING['imagenet'] == aa._POLICY_MAPPING['cifar10'] == 'cifar'
+    assert aa._POLICY_MAPPING['tpu_policy_v0'] == 'imagenet'

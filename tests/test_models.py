@@ -35,16 +35,16 @@ def fc_p(cin: int, n: int) -> int:
   return cin * n + n
 
 
-def preact_count(width: int, stage_sizes: tuple[int, ...], num_classes: int) -> int:
-  """Hand count of the kuangliu/mixup PreActResNet (plus final BN) layout."""
-  total, cin = conv_p(3, 3, width), width
+def preact_count(width: int, stage_sizes: tuple[int, ...], num_classes: int, variant='identity_mappings') -> int:
+  """Hand count of the kuangliu/mixup PreActResNet layout: a stem BN (mixup_cifar) or a final BN (default)."""
+  total, cin = conv_p(3, 3, width) + (bn_p(width) if variant == 'mixup_cifar' else 0), width
   for i, n in enumerate(stage_sizes):
     c = width * 2**i
     for j in range(n):
       total += bn_p(cin) + conv_p(3, cin, c) + bn_p(c) + conv_p(3, c, c)
       total += conv_p(1, cin, c) if cin != c or (i > 0 and j == 0) else 0
       cin = c
-  return total + bn_p(cin) + fc_p(cin, num_classes)
+  return total + (0 if variant == 'mixup_cifar' else bn_p(cin)) + fc_p(cin, num_classes)
 
 
 def shake_count(base: int, blocks: int, num_classes: int) -> int:
@@ -285,6 +285,64 @@ def test_shake_train_alpha_per_example_and_independent_beta(small_shake):
   np.testing.assert_allclose(beta_sum + np.asarray(grads['branch2']['bn2']['bias']) / (8 * 8), 4.0, rtol=1e-5)
   assert 0 <= beta_sum[0] <= 4
   assert abs(beta_sum[0] - alpha.sum()) > 1e-2  # beta is drawn independently of alpha
+
+
+@pytest.mark.parametrize('variant, num_classes, expected', [
+    # 11,171,146: kuangliu/pytorch-cifar's PreActResNet18 at 10 classes (no BN outside the blocks), plus the
+    # 512-channel final BN (1,024 params) or the 64-channel stem BN (128).
+    ('identity_mappings', 10, 11_171_146 + 1024),
+    ('mixup_cifar', 10, 11_171_146 + 128),
+])
+def test_preact_resnet18_variants_count_and_structure(variant, num_classes, expected):
+  variables = param_shapes(get_model('preact_resnet18', num_classes, variant=variant))
+  n = count(variables)
+  assert n == expected == preact_count(64, (2, 2, 2, 2), num_classes, variant)
+  assert round(n / 1e6, 2) == 11.17
+  top = set(variables['params'])
+  if variant == 'mixup_cifar':  # conv-BN-ReLU stem, no BN before the pooling (mixup-cifar10 models/resnet.py)
+    assert 'bn_stem' in top and 'bn_final' not in top
+    assert variables['params']['bn_stem']['scale'].shape == (64,)
+  else:  # conv stem, final BN-ReLU before the pooling (Identity Mappings)
+    assert 'bn_final' in top and 'bn_stem' not in top
+    assert variables['params']['bn_final']['scale'].shape == (512,)
+
+
+def _preact_tiny_forward(variant):
+  model = get_model('resnet_tiny', 10, width=4, variant=variant)
+  x = jax.random.normal(rng(3), (2, 8, 8, 3))
+  variables = model.init(KEY, x, train=False)
+  _, state = model.apply(variables, x, train=False, capture_intermediates=True, mutable=['intermediates'])
+  return variables, state['intermediates']
+
+
+def test_preact_variants_place_the_bn_relu_where_their_reference_does():
+  """mixup_cifar: the first block sees relu(bn(conv(x))) and the pooled features are the raw last block sum;
+  identity_mappings: the first block sees conv(x) and the features are the mean of relu(bn(last block))."""
+  for variant in ('mixup_cifar', 'identity_mappings'):
+    variables, inter = _preact_tiny_forward(variant)
+    stem = np.asarray(inter['conv1']['__call__'][0])
+    block_in = np.asarray(inter['layer1_0']['bn1']['__call__'][0])  # bn1 of block 1 normalises the block input
+    last = np.asarray(inter['layer3_0']['__call__'][0])
+    feats = np.asarray(inter['features'][0])
+    bs = variables['batch_stats']
+    p = variables['params']
+    if variant == 'mixup_cifar':
+      st, pr = bs['bn_stem'], p['bn_stem']
+      stem = np.maximum((stem - st['mean']) / np.sqrt(st['var'] + 1e-5) * pr['scale'] + pr['bias'], 0)
+      np.testing.assert_allclose(feats, last.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    else:
+      st, pr = bs['bn_final'], p['bn_final']
+      np.testing.assert_allclose(
+          feats, np.maximum((last - st['mean']) / np.sqrt(st['var'] + 1e-5) * pr['scale'] + pr['bias'], 0
+                            ).mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    b1s, b1p = bs['layer1_0']['bn1'], p['layer1_0']['bn1']
+    np.testing.assert_allclose(block_in, (stem - b1s['mean']) / np.sqrt(b1s['var'] + 1e-5) * b1p['scale']
+                               + b1p['bias'], rtol=1e-5, atol=1e-5)
+
+
+def test_preact_rejects_unknown_variant():
+  with pytest.raises(ValueError, match='variant.*identity_mappings, mixup_cifar'):
+    param_shapes(get_model('preact_resnet18', 10, variant='kuangliu'))
 
 
 def test_get_model_rejects_unknown_name_and_kwarg():

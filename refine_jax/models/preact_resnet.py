@@ -1,9 +1,17 @@
 """Pre-activation ResNets (He et al. 2016, "Identity Mappings") for 32-64 px images.
 
-PreActResNet-18 follows the mixup / Manifold-Mixup CIFAR code; ``ResNetTiny`` is the same
-design shrunk so that CPU demos and tests run at hundreds of images/s.  The layer helpers at
-the top are shared by the other model files so that every model uses PyTorch's BatchNorm
-defaults, initialisers, padding and the same classifier head.
+PreActResNet-18 comes in two variants (``variant``), which differ only around the stages:
+
+- ``'identity_mappings'`` (default): conv stem, then the final BN-ReLU of the pre-activation design
+  (He et al. 2016, "Identity Mappings") before pooling.
+- ``'mixup_cifar'``: the network of the mixup authors' public CIFAR-10 code (facebookresearch/mixup-cifar10,
+  ``ResNet(PreActBlock, [2, 2, 2, 2])``): conv-BN-ReLU stem and *no* BN-ReLU before the pooling, so the
+  last block's un-normalised residual sum is pooled.
+
+Both have 11.17M parameters at 10 classes (a 64-channel stem BN instead of a 512-channel final BN: 11,171,274
+vs 11,172,170). ``ResNetTiny`` is the same design shrunk so that CPU demos and tests run at hundreds of
+images/s. The layer helpers at the top are shared by the other model files so that every model uses
+PyTorch's BatchNorm defaults, initialisers, padding and the same classifier head.
 """
 
 from typing import Any, Callable, ClassVar, Optional
@@ -70,13 +78,18 @@ class PreActBlock(nn.Module):
     return out + shortcut
 
 
+VARIANTS = ('identity_mappings', 'mixup_cifar')
+
+
 class PreActResNet(nn.Module):
-  """3x3 stem, pre-activation stages (widths ``width * 2**i``), final BN-ReLU, pool, linear."""
+  """3x3 stem, pre-activation stages (widths ``width * 2**i``), pool, linear; ``variant`` places the one
+  stem-or-final BN-ReLU (module docstring)."""
 
   num_classes: int
   dtype: Any = jnp.float32
   width: int = 64
   zero_init_residual: bool = False
+  variant: str = 'identity_mappings'
 
   STAGE_SIZES: ClassVar[tuple[int, ...]] = (2, 2, 2, 2)
   MIX_POINTS: ClassVar[tuple[str, ...]] = stage_mix_points(4)
@@ -85,14 +98,19 @@ class PreActResNet(nn.Module):
   def __call__(self, x: jax.Array, train: bool, hook: Hook = None) -> jax.Array:
     if hook is not None:
       x = hook(x, 0)
+    if self.variant not in VARIANTS:
+      raise ValueError(f'variant: unknown value {self.variant!r}; allowed: {", ".join(VARIANTS)}')
     h = conv(self.width, 3, 1, self.dtype, name='conv1')(x)
+    if self.variant == 'mixup_cifar':
+      h = nn.relu(batch_norm(train, self.dtype, name='bn_stem')(h))
     for i, num_blocks in enumerate(self.STAGE_SIZES):
       for j in range(num_blocks):
         h = PreActBlock(self.width * 2**i, stride=2 if i > 0 and j == 0 else 1, dtype=self.dtype,
                         zero_init_residual=self.zero_init_residual, name=f'layer{i + 1}_{j}')(h, train)
       if hook is not None:
         h = hook(h, i + 1)
-    h = nn.relu(batch_norm(train, self.dtype, name='bn_final')(h))
+    if self.variant == 'identity_mappings':
+      h = nn.relu(batch_norm(train, self.dtype, name='bn_final')(h))
     return classifier_head(self, h, self.num_classes, self.dtype)
 
 

@@ -1,0 +1,21 @@
+"""CIFAR-100, WRN-28-10, AutoAugment (CIFAR-10 policy, then Cutout 16), 200 + 50 refinement epochs.
+
+    python -m refine_jax.main --config=configs/cifar100_wrn28_10_autoaugment_t200.py --workdir=W \
+        --config.data_dir=TFDS_DIR
+
+The same as `--config=configs/paper.py:dataset=cifar100,model=wrn28_10,aug=autoaugment,t1=200,t2=50` (all settings
+live in configs/paper.py).
+
+Paper row: Table 3, `table3/cifar100/wrn28_10/autoaugment_t200`: aug 83.73 → ref 84.06 (T1 = 200, T2 = 50; cosine
+lr).
+
+Settings: batch 128, weight decay 5e-4; augmented phase: 200 epochs, lr cosine from 0.1, host ops
+`pad_crop(32,4)|flip_lr|autoaugment("cifar10")|cutout(16)`; refine phase: 50 epochs at constant 8e-4, host ops
+`pad_crop(32,4)|flip_lr` (OUR CHOICE: a cosine schedule ends at ~0; the paper says "a reasonably small value");
+dropout 0.3.
+"""
+from configs import paper
+
+
+def get_config():
+  return paper.get_config('dataset=cifar100,model=wrn28_10,aug=autoaugment,t1=200,t2=50')
