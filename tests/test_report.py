@@ -206,7 +206,7 @@ def test_spectrum(seed_runs, tmp_path):
   import jax.numpy as jnp
   from refine_jax import models, steps
   variables = analyze.restore_variables(wd, 48)
-  model = models.get_model(cfg['model'], 10, dtype=jnp.float32)
+  model = models.get_model(cfg['model'], 10, dtype=jnp.float32, **dict(cfg.get('model_kwargs') or {}))
   from refine_jax.data import pipeline
   _, eval_op, _ = analyze.load_examples(cfg, 64)
   batch = next(pipeline.eval_batches(split, eval_op, batch=64, count=64))
