@@ -9,8 +9,8 @@ most of a GPU's memory), run one after the other by `main`:
 - `jax`: per case, the Env training builds (`bench.common.step_env`), the state made by `jax.jit(init_state,
   out_shardings=replicated)` and the batch put on the `data` axis of the mesh (`NamedSharding`), the step
   `jax.jit(train_step, donate_argnums=0)` — exactly as `refine_jax.train` does — lowered and compiled once; the
-  model FLOPs of one step from XLA's cost analysis of the compiled step. Then the mixing cases (none / Mixup /
-  CutMix / Manifold Mixup, timed interleaved round by round).
+  model FLOPs of one step from XLA's cost analysis of the compiled step. Right after the case the mixing block
+  shares (its `none`), Mixup / CutMix / Manifold Mixup, timed interleaved with it round by round.
 - `torch`: the same models (bench/torch_step.get_model; torchvision's ResNet-50) in eager PyTorch, bf16
   autocast, channels_last, the same SGD (lr 0.01, Nesterov momentum 0.9, weight decay 5e-4), the same uint8
   batch normalised inside the step; model FLOPs of one step from torch.utils.flop_counter (an independent
@@ -152,8 +152,8 @@ def jax_half(a, p: dict, path: str) -> None:
   except ImportError:
     pass
   write_json(path, res)
-  deadline = time.time() + a.jax_budget_s
-  keep = {}
+  t0 = deadline = time.time()
+  deadline += a.jax_budget_s
   for model, batch, size, classes in p['cases']:
     key = case_key(model, batch, size, classes)
     if time.time() > deadline:
@@ -167,28 +167,36 @@ def jax_half(a, p: dict, path: str) -> None:
                          'flops_source': s.flops_source, 'compile_s': s.compile_s, 'first_loss': s.first_loss,
                          'params': s.params}
     print(f'jax  {key}: {batch / statistics.median(t):,.1f} images/s, first loss {s.first_loss:.4f}, '
-          f'compile {s.compile_s:.1f} s', flush=True)
+          f'compile {s.compile_s:.1f} s (at {time.time() - t0:.0f} s)', flush=True)
     write_json(path, res)
-    if (model, batch, size, classes) == tuple(p['mixing']):
-      keep['none'] = s
+    if (model, batch, size, classes) == tuple(p['mixing']):  # the mixing block next, this step as its 'none'
+      mixing_half(p, s, res, deadline)
+      print('jax  mixing, median step (s): ' + ', '.join(f'{k} {v["median_step_s"]:.5f}' for k, v in res['mixing'].items())
+            + f' (at {time.time() - t0:.0f} s)', flush=True)
+      write_json(path, res)
     del s
+  res['tensorflow_modules'] = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))
+  write_json(path, res)
+
+
+def mixing_half(p: dict, none: OurStep, res: dict, deadline: float) -> None:
+  """Mixup / CutMix / Manifold Mixup against `none` (the step row's executable), timed interleaved round by round
+  so that drifts hit every kind alike."""
   model, batch, size, classes = p['mixing']
-  steps_by_kind = {}
-  for kind in MIX_KINDS:
+  by_kind = {'none': none}
+  for kind in MIX_KINDS[1:]:
     if time.time() > deadline:
       res['skipped'].append(f'mixing/{kind}')
       continue
-    steps_by_kind[kind] = keep.get(kind) or OurStep(model, batch, size, classes, p['dtype'], kind)
-    steps_by_kind[kind].run(p['warmup'])
-  times = {k: [] for k in steps_by_kind}
-  for _ in range(p['rounds']):  # interleaved, so that drifts hit every kind alike
-    for k, s in steps_by_kind.items():
+    by_kind[kind] = OurStep(model, batch, size, classes, p['dtype'], kind)
+    by_kind[kind].run(p['warmup'])
+  times = {k: [] for k in by_kind}
+  for _ in range(p['rounds']):
+    for k, s in by_kind.items():
       times[k] += _time_rounds(s.run, s.sync, 1, p['steps'])
   for k, t in times.items():
-    res['mixing'][k] = {'model': model, 'batch': batch, 'size': size, 'step_s': t, 'median_step_s': statistics.median(t),
-                        'first_loss': steps_by_kind[k].first_loss}
-  res['tensorflow_modules'] = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))
-  write_json(path, res)
+    res['mixing'][k] = {'model': model, 'batch': batch, 'size': size, 'step_s': t,
+                        'median_step_s': statistics.median(t), 'first_loss': by_kind[k].first_loss}
 
 
 # ------------------------------------------------------------------------------------------------ PyTorch half
@@ -203,6 +211,7 @@ class TorchStep:
     from bench.torch_step import get_model
     self.torch = torch
     torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True  # cuDNN picks its fastest kernels, as XLA autotunes its convolutions
     self.dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     net = get_model(model, classes).to(self.dev).to(memory_format=torch.channels_last)
     self.params = sum(q.numel() for q in net.parameters())
@@ -337,6 +346,9 @@ def merge(p: dict, j: dict, t: dict, tc: dict, peak, peak_source: str, measured)
                 'torch_params': q['params']})
     if o and q:
       r['ours_over_torch'] = r['ours_images_per_s'] / r['torch_images_per_s']
+      # XLA's FLOP count of our step over PyTorch's FLOP counter on the same model and batch: how far the
+      # MFU's numerator can be trusted (matmuls and convolutions only on PyTorch's side).
+      r['flops_xla_over_torch_counter'] = o['flops_per_step'] / q['flops_per_step'] if q['flops_per_step'] else None
     c = tc.get('steps', {}).get(key)
     if c:
       r.update({'torch_compile_step_s': c['median_step_s'], 'torch_compile_images_per_s': batch / c['median_step_s'],
@@ -413,14 +425,15 @@ def main() -> None:
   def left() -> float:
     return a.budget_s - (time.time() - t0)
 
-  # Shares of the budget: JAX half 55 %, eager PyTorch until 80 %, torch.compile the rest (≤ its own limit).
-  # Inside a half, no new case starts after its share is spent; the process limit leaves room to finish one.
-  a.jax_budget_s, a.torch_budget_s = 0.45 * a.budget_s, 0.15 * a.budget_s
-  j = _run_half(a, 'jax', 0.55 * a.budget_s, log)
+  # Shares of the budget: the JAX half until 60 %, eager PyTorch until 75 %, torch.compile the rest (≤ its own
+  # limit). Inside a half, no new case starts after its share is spent; the process limit leaves room to
+  # finish one. The cases run in order of importance (ResNet-50 first, then the mixing block).
+  a.jax_budget_s, a.torch_budget_s = 0.5 * a.budget_s, 0.12 * a.budget_s
+  j = _run_half(a, 'jax', 0.6 * a.budget_s, log)
   t = {'status': 'not run (--no_torch)'}
   tc = {'status': 'not run (--no_torch or --no_torch_compile)'}
   if not a.no_torch:
-    t = _run_half(a, 'torch', max(1.0, left() - 0.2 * a.budget_s), log)
+    t = _run_half(a, 'torch', max(1.0, left() - 0.25 * a.budget_s), log)
     if not a.no_torch_compile:
       tc = _run_half(a, 'torch_compile', min(a.compile_timeout_s, max(1.0, left())), log)
   kind = j.get('device_kind', '?')
