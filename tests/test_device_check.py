@@ -4,6 +4,7 @@ and FLOP counter, ln(num_classes) at random init), so that the prepared script c
 accelerator is lent."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -15,8 +16,9 @@ import pytest
 
 from tests.conftest import ROOT, env_for
 
-torch = pytest.importorskip('torch')
-pytest.importorskip('torchvision')
+# The PyTorch half runs wherever torch and torchvision import; elsewhere the JAX half runs alone (--no_torch).
+HAS_TORCH = all(importlib.util.find_spec(m) for m in ('torch', 'torchvision'))
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason='torch / torchvision not installed')
 
 # Installed in every Python process of the run (sitecustomize on PYTHONPATH): `import tensorflow` fails as
 # it does on the lent accelerator. The finder answers with a spec whose loader refuses, rather than raising in
@@ -52,59 +54,64 @@ def smoke(tmp_path_factory):
   probe = subprocess.run([sys.executable, '-c', 'import tensorflow'], env=env, capture_output=True, text=True)
   assert probe.returncode != 0 and 'absent on this machine' in probe.stderr, probe.stderr
   cmd = ['bash', os.path.join(ROOT, 'bench', 'device_check.sh'), '--smoke', f'--out={out}',
-         f'--peak_tflops={PEAK}', '--compile_timeout_s=3']
+         f'--peak_tflops={PEAK}', '--compile_timeout_s=3'] + ([] if HAS_TORCH else ['--no_torch'])
   p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
   with open(out / 'device_check.json') as f:
     return json.load(f), p.stdout, out
 
 
-def test_rows_and_throughput(smoke):
+def test_our_rows(smoke):
   res, stdout, out = smoke
   assert [r['case'] for r in res['steps']] == ['resnet50/b2/32px/c10', 'preact_resnet18/b2/16px/c10']
   for r in res['steps']:
-    assert r['ours_images_per_s'] > 0 and r['torch_images_per_s'] > 0
-    assert r['ours_images_per_s'] == pytest.approx(r['batch'] / r['ours_step_s'])
-    assert r['ours_over_torch'] == pytest.approx(r['ours_images_per_s'] / r['torch_images_per_s'])
-    # The same architecture on both sides: our Flax model's parameter count equals torchvision's / torch_step's.
-    assert r['ours_params'] == r['torch_params'], r
+    assert r['ours_images_per_s'] > 0 and r['ours_images_per_s'] == pytest.approx(r['batch'] / r['ours_step_s'])
+    ln_c = math.log(r['classes'])  # the first step's loss at random init
+    assert math.isfinite(r['ours_first_loss']) and abs(r['ours_first_loss'] - ln_c) < 0.5 * ln_c, r
+    assert r['ours_model_tflops'] == pytest.approx(r['ours_flops_per_step'] / r['ours_step_s'] / 1e12)
+    assert r['ours_mfu'] == pytest.approx(r['ours_model_tflops'] / PEAK) and r['ours_mfu'] > 0
   assert res['meta']['smoke'] and res['meta']['jax_backend'] == 'cpu' and res['meta']['dtype'] == 'bfloat16'
-  assert res['meta']['jax_status'] == 'ok' and res['meta']['torch_status'] == 'ok'
+  assert res['meta']['jax_status'] == 'ok' and res['meta']['peak_tflops'] == PEAK
   assert res['meta']['tensorflow_modules_in_jax_half'] == []
   assert 'resnet50 (2, 32)' in stdout and (out / 'device_check.md').read_text().startswith('| model')
 
 
-def test_first_losses_share_the_random_init_scale(smoke):
-  for r in smoke[0]['steps']:
-    ln_c = math.log(r['classes'])
-    for side in ('ours', 'torch'):
-      loss = r[f'{side}_first_loss']
-      assert math.isfinite(loss) and abs(loss - ln_c) < 0.5 * ln_c, (side, r)
-    assert abs(r['ours_first_loss'] - r['torch_first_loss']) < 0.5 * ln_c, r
-
-
-def test_model_flops_and_mfu(smoke):
+@needs_torch
+def test_torch_rows_match_ours(smoke):
   res = smoke[0]
-  assert res['meta']['peak_tflops'] == PEAK
+  assert res['meta']['torch_status'] == 'ok'
   for r in res['steps']:
+    assert r['torch_images_per_s'] > 0
+    assert r['ours_over_torch'] == pytest.approx(r['ours_images_per_s'] / r['torch_images_per_s'])
+    # The same architecture on both sides: our Flax model's parameter count equals torchvision's / torch_step's.
+    assert r['ours_params'] == r['torch_params'], r
+    # The same loss scale at random init, on the same batch.
+    ln_c = math.log(r['classes'])
+    assert math.isfinite(r['torch_first_loss']) and abs(r['torch_first_loss'] - ln_c) < 0.5 * ln_c, r
+    assert abs(r['ours_first_loss'] - r['torch_first_loss']) < 0.5 * ln_c, r
     # XLA's count of our step against PyTorch's FLOP counter on the same model and batch (matmuls and
     # convolutions, forward and backward): independent counts of the same work.
-    assert 0.75 < r['ours_flops_per_step'] / r['torch_flops_per_step'] < 1.5, r
-    assert r['ours_model_tflops'] == pytest.approx(r['ours_flops_per_step'] / r['ours_step_s'] / 1e12)
-    assert r['ours_mfu'] == pytest.approx(r['ours_model_tflops'] / PEAK) and r['ours_mfu'] > 0
+    assert 0.75 < r['flops_xla_over_torch_counter'] < 1.5, r
+    assert r['flops_xla_over_torch_counter'] == pytest.approx(r['ours_flops_per_step'] / r['torch_flops_per_step'])
     assert r['torch_mfu'] == pytest.approx(r['torch_model_tflops'] / PEAK) and r['torch_mfu'] > 0
 
 
-def test_mixing_rows_and_guarded_compile(smoke):
+def test_mixing_rows(smoke):
   res = smoke[0]
   mix = {m['kind']: m for m in res['mixing']}
   assert list(mix) == ['none', 'mixup', 'cutmix', 'manifold_mixup']
   assert mix['none']['vs_none'] == 1.0
   for m in mix.values():
     assert m['images_per_s'] > 0 and m['vs_none'] == pytest.approx(m['median_step_s'] / mix['none']['median_step_s'])
-    assert math.isfinite(m['first_loss'])
+    # Against mixed (soft) targets the random-init loss keeps the same scale.
+    assert math.isfinite(m['first_loss']) and abs(m['first_loss'] - math.log(10)) < 0.5 * math.log(10), m
   # Mixing 'none' is the step row's very executable, with the step row's first loss.
   row = next(r for r in res['steps'] if r['case'] == 'preact_resnet18/b2/16px/c10')
   assert mix['none']['first_loss'] == row['ours_first_loss']
+
+
+@needs_torch
+def test_torch_compile_is_guarded(smoke):
   # torch.compile under a 3 s limit: stopped and reported, not fatal.
+  res = smoke[0]
   assert res['meta']['torch_compile_status'].startswith('timeout after 3 s'), res['meta']['torch_compile_status']
