@@ -179,6 +179,12 @@ def jax_half(a, p: dict, path: str) -> None:
       write_json(path, res)
     del s
   res['tensorflow_modules'] = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))
+  # What the step path pulled in beyond the standard library and this repository: each must be on the lent
+  # machine or travel as a wheel (bench/device_check.sh's WHEELS).
+  tops = {m.split('.')[0] for m in sys.modules}
+  not_packages = {'refine_jax', 'configs', 'bench', 'cython_runtime', 'sitecustomize', 'usercustomize'}
+  res['third_party_modules'] = sorted(m for m in tops - set(sys.stdlib_module_names) - not_packages
+                                      if not m.startswith('_'))
   write_json(path, res)
 
 
@@ -452,6 +458,7 @@ def main() -> None:
       'jax': j.get('jax'), 'flax': j.get('flax'), 'jax_backend': j.get('backend'), 'jax_device': kind,
       'xla_flags': j.get('xla_flags', os.environ.get('XLA_FLAGS', '')), 'jax_status': j['status'],
       'tensorflow_modules_in_jax_half': j.get('tensorflow_modules'),
+      'third_party_modules_in_jax_half': j.get('third_party_modules'),
       'torch': t.get('torch'), 'torchvision': t.get('torchvision'), 'torch_device': t.get('device_name'),
       'torch_threads': t.get('threads'), 'torch_status': t['status'], 'torch_compile_status': tc['status'],
       'peak_tflops': peak, 'peak_source': peak_source, 'measured_matmul_tflops': measured,

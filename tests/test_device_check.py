@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -41,6 +42,14 @@ _SITECUSTOMIZE = textwrap.dedent('''
 
     sys.meta_path.insert(0, _NoTensorFlow())
 ''')
+# Import names of the packages in the lent H200's image that the step path may use (from its package list in
+# /work/.library/device/KINDS.md, read 2026-11-17: absl-py, chex, cloudpickle, etils, filelock, flatbuffers,
+# flax, jax, jaxlib, ml-dtypes, msgpack, numpy, nvidia-*, opt-einsum, optax, orbax-checkpoint, pygments, pyyaml,
+# rich, scipy, tensorstore, toolz, typing-extensions, certifi, ...). Anything else must travel as a wheel.
+ON_DEVICE = {'absl', 'certifi', 'chex', 'cloudpickle', 'etils', 'filelock', 'flatbuffers', 'flax', 'fsspec', 'humanize',
+             'jax', 'jaxlib', 'jax_plugins', 'markdown_it', 'mdurl', 'ml_dtypes', 'msgpack', 'numpy', 'nvidia',
+             'opt_einsum', 'optax', 'orbax', 'psutil', 'pygments', 'rich', 'scipy', 'simplejson', 'tensorstore',
+             'toolz', 'treescope', 'typing_extensions', 'yaml', 'zipp'}
 PEAK = 0.5  # a nominal peak (TFLOP/s) for the MFU arithmetic; the CPU has no known one
 
 
@@ -73,6 +82,10 @@ def test_our_rows(smoke):
   assert res['meta']['smoke'] and res['meta']['jax_backend'] == 'cpu' and res['meta']['dtype'] == 'bfloat16'
   assert res['meta']['jax_status'] == 'ok' and res['meta']['peak_tflops'] == PEAK
   assert res['meta']['tensorflow_modules_in_jax_half'] == []
+  wheels = re.search(r'^WHEELS=\((.*)\)$', open(os.path.join(ROOT, 'bench', 'device_check.sh')).read(), re.M)
+  brought = {w.split('==')[0] for w in wheels.group(1).split()}
+  missing = set(res['meta']['third_party_modules_in_jax_half']) - ON_DEVICE - brought
+  assert 'ml_collections' in brought and not missing, missing
   assert 'resnet50 (2, 32)' in stdout and (out / 'device_check.md').read_text().startswith('| model')
 
 
