@@ -39,6 +39,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -314,18 +315,29 @@ def _run_half(a, half: str, timeout_s: float, log) -> dict:
          f'--start_cases_s={0.8 * timeout_s:.0f}'] + (['--smoke'] if a.smoke else [])
   t = time.perf_counter()
   status = 'ok'
-  # Its own process group, so that a timeout also ends what it started (torch.compile's worker processes).
+  # Its own process group, so that a timeout also ends what it started (torch.compile's worker processes). Its
+  # output is logged line by line as it comes, so that a run cut short still shows how far it got.
   p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        start_new_session=True)
+  lines = []
+
+  def pump():
+    for line in p.stdout:
+      lines.append(line.rstrip())
+      log(lines[-1])
+
+  reader = threading.Thread(target=pump, daemon=True)
+  reader.start()
   try:
-    out, _ = p.communicate(timeout=max(1.0, timeout_s))
+    p.wait(timeout=max(1.0, timeout_s))
+    reader.join(timeout=30)
     if p.returncode:
-      status = f'failed (exit {p.returncode}): ' + ' | '.join(out.strip().splitlines()[-3:])[-600:]
+      status = f'failed (exit {p.returncode}): ' + ' | '.join(lines[-3:])[-600:]
   except subprocess.TimeoutExpired:
     os.killpg(p.pid, signal.SIGKILL)
-    out, _ = p.communicate()
+    p.wait()
+    reader.join(timeout=30)
     status = f'timeout after {timeout_s:.0f} s'
-  log(out.rstrip())
   res = json.load(open(path)) if os.path.exists(path) else {}
   res['status'], res['wall_s'] = status, time.perf_counter() - t
   log(f'[{half}] {status}, {res["wall_s"]:.1f} s')
