@@ -9,6 +9,15 @@ from typing import Optional
 
 import pytest
 
+# Triton (which torchvision's import pulls in through torch._dynamo, where torch is installed) segfaults in its
+# native module when it is loaded after TensorFlow (`import tensorflow; import triton` crashes; the other order
+# works). One test process imports both, TensorFlow first as the files are collected: load Triton first.
+# The package itself never has both in one process (refine_jax.export / detection import no TensorFlow).
+try:
+  import triton  # noqa: F401
+except ImportError:
+  pass
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TFDS_DIR = os.environ.get('REFINE_JAX_TFDS_DIR',
                           os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'tensorflow_datasets'))
