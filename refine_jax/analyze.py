@@ -343,6 +343,15 @@ def sweep_stats(points: Iterable[tuple[float, float]]) -> list[dict]:
            'max_error': max(v)} for s, v in sorted(by.items())]
 
 
+def _drawn(container) -> dict:
+  """What the errorbar artists hold (read back from the figure): the line's points and each bar's ends."""
+  line, (bars,) = container.lines[0], container.lines[2]
+  segs = [np.asarray(s) for s in bars.get_segments()]
+  return {'x': [float(v) for v in line.get_xdata()], 'mean': [float(v) for v in line.get_ydata()],
+          'bar_low': [float(min(s[:, 1])) for s in segs], 'bar_high': [float(max(s[:, 1])) for s in segs],
+          'bar_x': [float(s[0, 0]) for s in segs]}
+
+
 def sweep_plot(workdir_root: str, out_png: str) -> dict:
   pts = collect_sweep(workdir_root)
   if not pts:
@@ -355,7 +364,7 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   x = [s['switch_epoch'] for s in stats]
   y = [s['mean_error'] for s in stats]
   yerr = [[s['mean_error'] - s['min_error'] for s in stats], [s['max_error'] - s['mean_error'] for s in stats]]
-  ax.errorbar(x, y, yerr=yerr, fmt='-o', capsize=4, label='mean over seeds (bars: min / max)')
+  drawn = ax.errorbar(x, y, yerr=yerr, fmt='-o', capsize=4, label='mean over seeds (bars: min / max)')
   ax.set_xlabel('switch epoch (end of the augmented phase)')
   ax.set_ylabel('test error (%)')
   ax.set_title(f'switch-epoch ablation: {workdir_root}', fontsize=9)
@@ -365,7 +374,7 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   fig.savefig(out_png, dpi=SWEEP_DPI)
   plt.close(fig)
   result = {'workdir_root': os.path.abspath(workdir_root), 'metric': 'test error % = 100 * (1 - final_top1)',
-            'points': stats, 'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
+            'points': stats, 'drawn': _drawn(drawn), 'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
             'png': os.path.abspath(out_png), 'png_size': list(_pixels(SWEEP_FIG_IN, SWEEP_DPI))}
   metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result
