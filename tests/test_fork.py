@@ -111,3 +111,54 @@ def test_bad_forks_exit_2_and_write_nothing(runs, tmp_path, at_epoch, overrides,
   last = p.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and field in last, last
   assert not wd.exists()
+
+
+# --------------------------------------------------------------------------- lr 'continue', pure
+
+
+def _digits(**phases):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location('digits_demo', os.path.join(ROOT, 'configs', 'digits_demo.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config()
+  c.phases.augmented.lr.boundaries_epochs = (4,)
+  for path, v in phases.items():
+    node, *keys = path.split('__')
+    target = c.phases[node]
+    for k in keys[:-1]:
+      target = target[k]
+    target[keys[-1]] = v
+  return c
+
+
+def test_continue_plan_follows_the_whole_runs_boundaries():
+  from refine_jax import plan as plan_lib
+  spe = 10
+  unswitched = _digits(augmented__epochs=8.0)
+  unswitched.phase_order = ('augmented',)
+  switched = _digits(augmented__epochs=3.0, refine__epochs=5.0, refine__lr__schedule='continue')
+  old_rule = _digits(augmented__epochs=3.0, refine__epochs=5.0)  # lr.base unset: the rate reached at the switch
+  a, b, c = (plan_lib.resolve(x, spe) for x in (unswitched, switched, old_rule))
+  t = np.arange(80)
+  assert b.total_steps == a.total_steps == 80 and b.phases[1].start == 30
+  np.testing.assert_array_equal(np.asarray(b.lr(t)), np.asarray(a.lr(t)))
+  want = np.where(t >= 40, np.float32(0.1) * np.float32(0.1), np.float32(0.1)).astype(np.float32)
+  np.testing.assert_array_equal(np.asarray(b.lr(t)), want)
+  assert float(c.lr(79)) == pytest.approx(0.1)  # the constant refine rate never gets the drop at epoch 4
+
+
+@pytest.mark.parametrize('changes, field', [
+    (dict(refine__lr__schedule='continue', refine__lr__base=0.01), 'config.phases.refine.lr.base:'),
+    (dict(refine__lr__schedule='continue', refine__lr__boundaries_epochs=(5,)),
+     'config.phases.refine.lr.boundaries_epochs:'),
+    (dict(refine__lr__schedule='continue', augmented__lr__schedule='cosine'), 'config.phases.refine.lr.schedule:'),
+    (dict(augmented__lr__schedule='continue'), 'config.phases.augmented.lr.schedule:'),
+])
+def test_continue_bad_configs(changes, field):
+  from refine_jax import config as config_lib
+  from refine_jax import registries
+  c = _digits(**changes)
+  with pytest.raises(config_lib.ConfigError) as e:
+    config_lib.validate(c, registries.default())
+  assert str(e.value).startswith(field), str(e.value)
