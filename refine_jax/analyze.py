@@ -374,7 +374,8 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   fig.savefig(out_png, dpi=SWEEP_DPI)
   plt.close(fig)
   result = {'workdir_root': os.path.abspath(workdir_root), 'metric': 'test error % = 100 * (1 - final_top1)',
-            'points': stats, 'drawn': _drawn(drawn), 'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
+            'points': stats, 'drawn': _drawn(drawn),
+            'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
             'png': os.path.abspath(out_png), 'png_size': list(_pixels(SWEEP_FIG_IN, SWEEP_DPI))}
   metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result

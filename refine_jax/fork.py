@@ -132,13 +132,13 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   from refine_jax import metrics as metrics_lib
   from refine_jax import plan as plan_lib
   from refine_jax import registries
+  from refine_jax.train import config_to_dict
   parent_dir = os.path.abspath(parent_dir)
   config_lib.validate(config, registries.default())
   parent_dict = metrics_lib.read_json(os.path.join(parent_dir, metrics_lib.CONFIG))
   if parent_dict is None:
     raise ForkError('from', f'{parent_dir} holds no run (no {metrics_lib.CONFIG})')
   parent_cfg = ml_collections.ConfigDict(parent_dict)
-  from refine_jax.train import config_to_dict
   check_fields(parent_dict, config_to_dict(config))
   spe = _steps_per_epoch(config)
   parent, child = plan_lib.resolve(parent_cfg, spe), plan_lib.resolve(config, spe)
@@ -150,8 +150,8 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   record = {'workdir': parent_dir, 'step': s}
   old = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
   if old is not None and old.get('forked_from') != record:
-    raise ForkError('workdir', f'{workdir} already holds another run (forked_from '
-                      f'{old.get("forked_from")}); use a new --workdir')
+    raise ForkError('workdir', f'{workdir} already holds another run (forked_from {old.get("forked_from")}); '
+                    'use a new --workdir')
   rows = rows_before(metrics_lib.read_jsonl(os.path.join(parent_dir, metrics_lib.METRICS)), s, child.eval_steps)
   with config.unlocked():
     config.forked_from = ml_collections.ConfigDict(record)

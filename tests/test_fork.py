@@ -89,6 +89,19 @@ def test_main_resumes_a_fork(runs):
   run_main('digits_demo.py', fork, *CHILD)  # finished: re-reports, refusing no config change
   assert read_rows(fork) == before
   assert json.load(open(os.path.join(fork, 'config.json')))['forked_from']['step'] == before[0]['step']
+  p = run_fork(runs[0], 1, fork, *CHILD)  # the fork command itself resumes (here: re-reports) its workdir
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert read_rows(fork) == before
+
+
+def test_report_groups_forks_of_different_trunks(runs):
+  # Two seeds' forks differ in forked_from (each seed's own trunk); report must see one experiment.
+  from refine_jax import report
+  cfg = json.load(open(os.path.join(runs[2], 'config.json')))
+  other = json.loads(json.dumps(cfg))
+  other['seed'], other['forked_from'] = 1, {'workdir': '/elsewhere/trunk_seed1', 'step': 7}
+  assert report.experiment_fields(cfg) == report.experiment_fields(other)
+  assert 'forked_from.step' not in report.experiment_fields(cfg)
 
 
 @pytest.mark.parametrize('at_epoch, overrides, field', [
