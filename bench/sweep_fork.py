@@ -54,7 +54,7 @@ def main():
   epochs_sweep = T + sum(T - a for a in switches if a < T)
   print(f'switches {args.switches} of a {T:g}-epoch digits run, 1 seed')
   print(f'{"":12s}{"wall s":>10s}{"epochs":>8s}{"processes":>11s}')
-  n_trunk = len(set(switches) | {min(switches)})
+  n_trunk = len(set(switches))  # one trunk segment per switch epoch
   print(f'{"sweep+fork":12s}{t_sweep:10.1f}{epochs_sweep:8g}{n_trunk + sum(a < T for a in switches):11d}')
   print(f'{"separate":12s}{t_sep:10.1f}{len(switches) * T:8g}{len(switches):11d}')
   print(f'ratio {t_sweep / t_sep:.3f}; metrics.jsonl of every switch identical on both sides: {same}')
