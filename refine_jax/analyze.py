@@ -10,11 +10,13 @@ spectrum: singular values of the covariance of the penultimate features (the `in
   the end of the augmented phase and for the final checkpoint. Features are those of the first N training
   examples under the eval preprocessing, with the eval-mode model rebuilt from config.json in float32.
   Writes the PNG (log scale) and a JSON of the numbers next to it (same name, .json).
-sweep: the runs of the ablation, total epochs fixed at T, switch epoch a (augmented epochs = a, refine epochs =
-  T − a; a = T means no refinement), one per seed, in R/switch{a}_seed{s}. Prints the commands (--dry_run) or
-  runs them one after another (`python -m refine_jax.main`). Extra `--config.FIELD=VALUE` arguments are passed
-  to every run. Note: the config's learning-rate schedule is kept as it is, so a refine phase with lr.base unset
-  continues at the rate the augmented phase reached at the switch.
+sweep: the runs of the ablation as the paper ran it: one run of T epochs whose Mixup is switched off at epoch a
+  (augmented epochs = a, refine epochs = T − a; a = T means no refinement), the learning rate that of the whole
+  run (refine lr schedule 'continue': the augmented phase's boundaries, in global epochs, still apply after the
+  switch), one per seed, in R/switch{a}_seed{s}. Each seed's trunk is trained once (R/trunk/, segments ending
+  at each switch) and every switch is forked from it (`refine_jax.fork`): T + Σ(T − a) epochs instead of N·T.
+  Prints the commands (--dry_run) or runs them in order. Extra `--config.FIELD=VALUE` arguments are passed to
+  every run. Re-running the same sweep resumes or re-reports each run.
 sweep_plot: test error (1 − summary.json's final_top1, in %) against the switch epoch: mean over seeds with
   min / max bars. Writes the PNG and a JSON of the numbers next to it.
 
@@ -227,37 +229,65 @@ def plot_spectra(result: dict, out_png: str) -> tuple[int, int]:
 
 # Fields the sweep sets itself; a passed-through override of them would silently change the ablation.
 _SWEEP_OWNED = ('seed', 'phase_order', 'phases.augmented.epochs', 'phases.augmented.steps',
-                'phases.refine.epochs', 'phases.refine.steps')
+                'phases.refine.epochs', 'phases.refine.steps', 'phases.refine.lr.schedule',
+                'phases.refine.lr.base')
 
 
 def _num(x: float) -> str:
   return f'{round(float(x), 6):g}'
 
 
-def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epochs: Sequence[float],
-               seeds: Sequence[int], overrides: Sequence[str] = (), python: str = 'python') -> list[dict]:
-  """One dict per run: switch, refine epochs, seed, workdir, argv (for `python -m refine_jax.main`)."""
+def _check_overrides(overrides: Sequence[str]) -> None:
   for o in overrides:
     field = o.split('=', 1)[0][len('--config.'):] if o.startswith('--config.') else None
     if field is None or '=' not in o:
       raise ValueError(f'extra argument {o!r}: only --config.FIELD=VALUE overrides are passed to the runs')
     if field in _SWEEP_OWNED:
       raise ValueError(f'extra argument {o!r}: the sweep sets {field} itself')
-  runs = []
+
+
+def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epochs: Sequence[float],
+               seeds: Sequence[int], overrides: Sequence[str] = (), python: str = 'python') -> list[dict]:
+  """The commands of the sweep, in order: one dict per run (kind 'trunk' or 'switch', switch epoch, refine
+  epochs, seed, workdir, argv).
+
+  Per seed the Mixup trunk is trained once, in segments ending at each switch epoch a₁ < a₂ < ...: the first
+  by `refine_jax.main`, each next one forked from the previous at its end (only the phase's end moves, so it
+  trains what one unswitched run would). Each switch a < T is forked from the segment ending at a, refining
+  for T − a epochs with lr 'continue': the run's step schedule over global epochs, as the paper's single
+  400-epoch run with ÷10 at 150 and 275. The segment ending at T is the unswitched run switch{T}. Cost per seed:
+  T + Σ(T − a) epochs instead of N·T.
+  """
+  _check_overrides(overrides)
+  T = float(total_epochs)
   for a in switch_epochs:
-    if not 0 < float(a) <= float(total_epochs):
-      raise ValueError(f'switch epoch {_num(a)} is outside (0, {_num(total_epochs)}]')
-    refine = round(float(total_epochs) - float(a), 6)
-    for s in seeds:
+    if not 0 < float(a) <= T:
+      raise ValueError(f'switch epoch {_num(a)} is outside (0, {_num(T)}]')
+  points = sorted({float(a) for a in switch_epochs})
+  runs = []
+  for s in seeds:
+    def trunk_dir(a):
+      name = f'switch{_num(a)}_seed{int(s)}' if a == T else os.path.join('trunk', f'aug{_num(a)}_seed{int(s)}')
+      return os.path.join(workdir_root, name)
+    for i, a in enumerate(points):
+      seg = [f'--config.seed={int(s)}', f'--config.phases.augmented.epochs={_num(a)}',
+             '--config.phase_order=("augmented",)']
+      head = [python, '-m', 'refine_jax.main']
+      if i:
+        prev = points[i - 1]
+        head = [python, '-m', 'refine_jax.fork', f'--from={trunk_dir(prev)}', f'--at_epoch={_num(prev)}']
+      runs.append({'kind': 'trunk', 'switch_epoch': a, 'refine_epochs': 0.0, 'seed': int(s), 'workdir': trunk_dir(a),
+                   'argv': head + [f'--config={config}', f'--workdir={trunk_dir(a)}', *seg, *overrides]})
+      if a == T:
+        continue
+      refine = round(T - a, 6)
       wd = os.path.join(workdir_root, f'switch{_num(a)}_seed{int(s)}')
-      argv = [python, '-m', 'refine_jax.main', f'--config={config}', f'--workdir={wd}', f'--config.seed={int(s)}',
-              f'--config.phases.augmented.epochs={_num(a)}']
-      if refine > 0:
-        argv.append(f'--config.phases.refine.epochs={_num(refine)}')
-      else:
-        argv.append('--config.phase_order=("augmented",)')
-      runs.append({'switch_epoch': float(a), 'refine_epochs': refine, 'seed': int(s), 'workdir': wd,
-                   'argv': argv + list(overrides)})
+      argv = [python, '-m', 'refine_jax.fork', f'--from={trunk_dir(a)}', f'--at_epoch={_num(a)}',
+              f'--config={config}', f'--workdir={wd}', f'--config.seed={int(s)}',
+              f'--config.phases.augmented.epochs={_num(a)}', f'--config.phases.refine.epochs={_num(refine)}',
+              '--config.phases.refine.lr.schedule=continue', *overrides]
+      runs.append({'kind': 'switch', 'switch_epoch': a, 'refine_epochs': refine, 'seed': int(s), 'workdir': wd,
+                   'argv': argv})
   return runs
 
 
@@ -281,6 +311,9 @@ def sweep(args, overrides: Sequence[str]) -> int:
       return 3
     if rc != 0:
       failed.append((r['workdir'], rc))
+      if r['kind'] == 'trunk':  # the later segments and switches of this trunk would fork from nothing
+        print(f'error: trunk run {r["workdir"]} exited with {rc}; stopping the sweep', file=sys.stderr)
+        return 1
   for wd, rc in failed:
     print(f'error: run {wd} exited with {rc}', file=sys.stderr)
   return 1 if failed else 0
@@ -310,6 +343,15 @@ def sweep_stats(points: Iterable[tuple[float, float]]) -> list[dict]:
            'max_error': max(v)} for s, v in sorted(by.items())]
 
 
+def _drawn(container) -> dict:
+  """What the errorbar artists hold (read back from the figure): the line's points and each bar's ends."""
+  line, (bars,) = container.lines[0], container.lines[2]
+  segs = [np.asarray(s) for s in bars.get_segments()]
+  return {'x': [float(v) for v in line.get_xdata()], 'mean': [float(v) for v in line.get_ydata()],
+          'bar_low': [float(min(s[:, 1])) for s in segs], 'bar_high': [float(max(s[:, 1])) for s in segs],
+          'bar_x': [float(s[0, 0]) for s in segs]}
+
+
 def sweep_plot(workdir_root: str, out_png: str) -> dict:
   pts = collect_sweep(workdir_root)
   if not pts:
@@ -322,7 +364,7 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   x = [s['switch_epoch'] for s in stats]
   y = [s['mean_error'] for s in stats]
   yerr = [[s['mean_error'] - s['min_error'] for s in stats], [s['max_error'] - s['mean_error'] for s in stats]]
-  ax.errorbar(x, y, yerr=yerr, fmt='-o', capsize=4, label='mean over seeds (bars: min / max)')
+  drawn = ax.errorbar(x, y, yerr=yerr, fmt='-o', capsize=4, label='mean over seeds (bars: min / max)')
   ax.set_xlabel('switch epoch (end of the augmented phase)')
   ax.set_ylabel('test error (%)')
   ax.set_title(f'switch-epoch ablation: {workdir_root}', fontsize=9)
@@ -332,7 +374,8 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
   fig.savefig(out_png, dpi=SWEEP_DPI)
   plt.close(fig)
   result = {'workdir_root': os.path.abspath(workdir_root), 'metric': 'test error % = 100 * (1 - final_top1)',
-            'points': stats, 'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
+            'points': stats, 'drawn': _drawn(drawn),
+            'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
             'png': os.path.abspath(out_png), 'png_size': list(_pixels(SWEEP_FIG_IN, SWEEP_DPI))}
   metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result

@@ -7,6 +7,7 @@ disk, say) is skipped with a warning and the one before it is used. Every proces
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from typing import Any, Optional, Sequence
 
@@ -110,3 +111,20 @@ def abstract(tree: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of a pytree, the target for a restore."""
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None)),
                       tree)
+
+
+def copy_step(src_directory: str, step: int, dst_directory: str) -> str:
+  """Copies the checkpoint at `step` under `src_directory` to `dst_directory/<step>` (local paths), never
+  leaving a half copy: the files go to a hidden directory beside the target, renamed into place when complete.
+  A complete copy already there is kept. Returns the target path."""
+  src = os.path.join(os.path.abspath(src_directory), str(step))
+  dst_root = os.path.abspath(dst_directory)
+  dst = os.path.join(dst_root, str(step))
+  if os.path.isdir(dst):
+    return dst
+  os.makedirs(dst_root, exist_ok=True)
+  tmp = os.path.join(dst_root, f'.{step}.copying')
+  shutil.rmtree(tmp, ignore_errors=True)  # a copy interrupted earlier
+  shutil.copytree(src, tmp)
+  os.rename(tmp, dst)
+  return dst

@@ -17,7 +17,7 @@ from refine_jax.errors import ConfigError
 
 PHASE_NAMES = ('augmented', 'refine')
 MIX_KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
-LR_SCHEDULES = ('multistep', 'cosine', 'constant')
+LR_SCHEDULES = ('multistep', 'cosine', 'constant', 'continue')
 DTYPES = ('float32', 'bfloat16')
 
 
@@ -164,6 +164,28 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   for name in order:
     _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model, registries,
                     first=name == order[0])
+  _check_continue(config, order)
+
+
+def _check_continue(config, order: Sequence[str]) -> None:
+  """lr.schedule 'continue': the phase keeps the previous phase's step schedule, over global steps (its
+  boundaries stay where they were in the run: Figure 4's ÷10 at epochs 150 and 275 of the whole run)."""
+  for prev, name in zip(order, order[1:]):
+    lr, path = config.phases[name].lr, f'phases.{name}.lr'
+    if lr.schedule != 'continue':
+      continue
+    before = config.phases[prev].lr.schedule
+    if before not in ('multistep', 'constant'):
+      raise ConfigError(f'{path}.schedule', f"'continue' extends the previous phase's step schedule; phase "
+                        f"{prev!r} has {before!r} (allowed before it: multistep, constant)")
+    for k in ('base', 'warmup_epochs', 'warmup_steps'):
+      if _get(lr, k) is not None:
+        raise ConfigError(f'{path}.{k}', f"must be unset with schedule 'continue' (the rate is the previous "
+                          f'phase\'s schedule at each step), got {lr[k]!r}')
+    for k in ('boundaries_epochs', 'boundaries_steps'):
+      if _get(lr, k):
+        raise ConfigError(f'{path}.{k}', f"must be empty with schedule 'continue' (the boundaries are the previous "
+                          f'phase\'s, in global epochs), got {tuple(lr[k])}')
 
 
 def _phase_order(config) -> tuple[str, ...]:
@@ -214,6 +236,9 @@ def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: s
                           + ', '.join(f'{i} ({n})' for i, n in enumerate(mix_points)))
   lr = p.lr
   _check_choice(f'{path}lr.schedule', lr.schedule, LR_SCHEDULES)
+  if lr.schedule == 'continue' and first:
+    raise ConfigError(f'{path}lr.schedule', "'continue' needs a previous phase to continue; allowed for the "
+                      'first phase: multistep, cosine, constant')
   if lr.base is None and (name == 'augmented' or first):
     raise ConfigError(f'{path}lr.base', 'must be set for the first phase (a positive learning rate)')
   if lr.base is not None:

@@ -102,7 +102,7 @@ def _spans(config, spe: int) -> list[tuple[str, int, int]]:
 
 
 def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe: int,
-           build_ops: Optional[BuildOps]) -> Phase:
+           build_ops: Optional[BuildOps], prev: Optional[Phase] = None) -> Phase:
   p, path = config.phases[name], f'phases.{name}'
   m, lr = p.mix, p.lr
   # The mix decay fades what `mix.decay_of` names: γ (gradual Mixup), the probability (gradual CutMix), or both.
@@ -110,9 +110,12 @@ def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe:
   decay_of = tuple(m.decay_of) if 'decay_of' in m else MIX_DECAY_DEFAULT
   gamma_decay, prob_decay = (decay if what in decay_of else 0 for what in ('gamma', 'prob'))
   mixes = m.kind != 'none'
-  lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
-                             warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
-                             boundaries=config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr'))
+  if lr.schedule == 'continue':  # the previous phase's step schedule over global steps (validated: a step one)
+    lr_fn = prev.lr
+  else:
+    lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
+                               warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
+                               boundaries=config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr'))
   aug_decay = config_lib.steps_of(p, 'aug_prob_decay', spe, path=path) or 0
   host_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, p.pp, field=f'{path}.pp'))
               if build_ops else _no_ops)
@@ -148,14 +151,16 @@ def resolve(config: ml_collections.ConfigDict, steps_per_epoch: int,
   """The plan of a validated config whose training split gives `steps_per_epoch` batches per epoch.
 
   A phase whose `lr.base` is unset starts at the previous phase's rate at its last step: the paper's rule for
-  refinement after a step schedule (e.g. 0.001 after 0.1 ÷10 at 150 and 275).
+  refinement after a step schedule (e.g. 0.001 after 0.1 ÷10 at 150 and 275). A phase with lr schedule
+  'continue' keeps the previous phase's schedule itself, boundaries in the run's global steps (Figure 4: a
+  switch at epoch 100 of a run with ÷10 at 150 and 275 still gets both drops).
   """
   spe, phases = steps_per_epoch, []
   for i, (name, start, end) in enumerate(_spans(config, spe)):
     base = config.phases[name].lr.base
-    if base is None:
+    if base is None and config.phases[name].lr.schedule != 'continue':
       base = float(phases[-1].lr(phases[-1].end - 1))
-    phases.append(_phase(config, i, name, start, end, base, spe, build_ops))
+    phases.append(_phase(config, i, name, start, end, base, spe, build_ops, phases[-1] if phases else None))
   ends = [p.end for p in phases]
 
   def whole(attr):

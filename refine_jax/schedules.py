@@ -51,10 +51,17 @@ def decaying(end: int, value: float, decay_steps: int) -> Schedule:
 
 
 def piecewise(ends: Sequence[int], fns: Sequence[Schedule]) -> Schedule:
-  """fns[i] for steps before ends[i] (and after the previous end); the last fn from the last boundary on."""
+  """fns[i] for steps before ends[i] (and after the previous end); the last fn from the last boundary on.
+
+  The value is always computed from the step at run time, even where it is constant over the whole run: XLA
+  would fold a constant γ into the jitted step (evaluating e.g. the Beta sampler's logarithms at compile time,
+  rounded differently from the compiled code), so a run with one phase and a run that switches later would
+  train different bits before the switch, and a fork could not equal a run from scratch.
+  """
   def f(step):
     step = jnp.asarray(step)
     out = fns[-1](step)
+    out = jnp.where(step >= 0, out, jnp.nan)  # the same value, never a compile-time constant
     for end, fn in zip(reversed(ends[:-1]), reversed(fns[:-1])):
       out = jnp.where(step < end, fn(step), out)
     return out

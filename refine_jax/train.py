@@ -82,8 +82,8 @@ def check_workdir(config, workdir: str) -> None:
   if old is None:
     return
   new = config_to_dict(config)
-  ignore = {'allow_config_change'}
-  d = [x for x in config_lib.diff(old, new) if x[0] not in ignore]
+  ignore = {'allow_config_change'} | ({'forked_from'} if 'forked_from' not in new else set())  # main resumes a fork
+  d = [x for x in config_lib.diff(old, new) if x[0].split('.')[0] not in ignore]
   if d:
     lines = '\n'.join(f'  {k}: {a!r} (in workdir) -> {b!r} (now)' for k, a, b in d)
     raise ConfigError('allow_config_change', f'workdir {workdir} holds a run with a different config:\n{lines}\n'
@@ -117,7 +117,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   plan = plan_lib.resolve(config, spe, ops_lib.build)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   if metrics_lib.is_writer():
-    metrics_lib.write_json_atomic(os.path.join(workdir, metrics_lib.CONFIG), config_to_dict(config))
+    path = os.path.join(workdir, metrics_lib.CONFIG)
+    record, old = config_to_dict(config), metrics_lib.read_json(path) or {}
+    if 'forked_from' in old:  # a forked run stays one when `main` resumes it
+      record.setdefault('forked_from', old['forked_from'])
+    metrics_lib.write_json_atomic(path, record)
   run = _Run(config, workdir, plan, train, test)
   try:
     with _Signals() as sig:

@@ -220,28 +220,41 @@ def test_spectrum(seed_runs, tmp_path):
 
 
 def test_sweep_dry_run_prints_the_runs(tmp_path):
+  """Per seed: the trunk in segments ending at each switch (main, then forks), each switch forked from the
+  segment ending there with lr 'continue'; T + Σ(T − a) epochs in all."""
   root = str(tmp_path / 'sw')
   p = _ok(_cli('refine_jax.analyze', 'sweep', '--config=configs/cifar10_preact18_mixup.py',
-               f'--workdir_root={root}', '--total_epochs=10', '--switch_epochs=2,7.5,10', '--seeds=0,3',
+               f'--workdir_root={root}', '--total_epochs=10', '--switch_epochs=7.5,2,10', '--seeds=0,3',
                '--dry_run', '--config.data_dir=/data/tfds', timeout=60))
   lines = [shlex.split(l) for l in p.stdout.strip().splitlines()]
-  assert len(lines) == 6
-  seen = []
+  assert len(lines) == 10
+  seen, epochs, made = [], {0: 0.0, 3: 0.0}, set()
   for argv in lines:
-    assert argv[:3] == ['python', '-m', 'refine_jax.main']
     flags = dict(a.split('=', 1) for a in argv[3:])
     assert flags['--config'] == 'configs/cifar10_preact18_mixup.py'
     assert flags['--config.data_dir'] == '/data/tfds'
     a, s = float(flags['--config.phases.augmented.epochs']), int(flags['--config.seed'])
-    assert flags['--workdir'] == os.path.join(root, f'switch{a:g}_seed{s}')
-    if a < 10:
-      assert float(flags['--config.phases.refine.epochs']) == pytest.approx(10 - a)
-      assert '--config.phase_order' not in flags
-    else:  # switching at the total: no refinement at all
-      assert '--config.phases.refine.epochs' not in flags
+    refine = float(flags.get('--config.phases.refine.epochs', 0))
+    if argv[2] == 'refine_jax.main':
+      start = 0.0
+    else:
+      assert argv[2] == 'refine_jax.fork' and flags['--from'] in made  # forks only from a run made before
+      start = float(flags['--at_epoch'])
+      assert flags['--from'] == os.path.join(root, 'trunk', f'aug{start:g}_seed{s}')
+    if refine:  # a switch: refine for the rest of the T epochs at the whole run's lr
+      assert start == a and refine == pytest.approx(10 - a)
+      assert flags['--config.phases.refine.lr.schedule'] == 'continue' and '--config.phase_order' not in flags
+      assert flags['--workdir'] == os.path.join(root, f'switch{a:g}_seed{s}')
+    else:  # a trunk segment: Mixup only, up to the next switch epoch
       assert flags['--config.phase_order'] == '("augmented",)'
-    seen.append((a, s))
-  assert seen == [(2, 0), (2, 3), (7.5, 0), (7.5, 3), (10, 0), (10, 3)]
+      want = f'switch{a:g}_seed{s}' if a == 10 else os.path.join('trunk', f'aug{a:g}_seed{s}')
+      assert flags['--workdir'] == os.path.join(root, want)
+    epochs[s] += a - start + refine
+    made.add(flags['--workdir'])
+    seen.append((s, a, bool(refine)))
+  per_seed = [(2, False), (2, True), (7.5, False), (7.5, True), (10, False)]
+  assert seen == [(s, a, r) for s in (0, 3) for a, r in per_seed]
+  assert epochs == {0: 10 + 8 + 2.5, 3: 10 + 8 + 2.5}  # T + Σ(T − a), not 3·T
   assert not os.path.exists(root)  # a dry run writes nothing
 
   # Switch epochs outside (0, T] and overrides of fields the sweep owns are usage errors.
@@ -281,6 +294,13 @@ def test_sweep_plot_on_fake_workdirs(tmp_path):
     assert pt['min_error'] == pytest.approx(min(errs))
     assert pt['max_error'] == pytest.approx(max(errs))
     assert pt['mean_error'] == pytest.approx(statistics.mean(errs))
+  # What the figure draws, read back from its artists, against numpy on the same summary rows.
+  errs = {a: 100 * (1 - np.array([t for (b, _), t in finals.items() if b == a])) for a in (37.5, 100)}
+  d = res['drawn']
+  assert d['x'] == d['bar_x'] == [37.5, 100]
+  np.testing.assert_allclose(d['mean'], [errs[a].mean() for a in (37.5, 100)], rtol=1e-12)
+  np.testing.assert_allclose(d['bar_low'], [errs[a].min() for a in (37.5, 100)], rtol=1e-12)
+  np.testing.assert_allclose(d['bar_high'], [errs[a].max() for a in (37.5, 100)], rtol=1e-12)
   w, h = res['png_size']
   assert f'{w}x{h} px' in p.stdout
   with Image.open(png) as im:
