@@ -116,9 +116,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train, test, spe = _load_splits(config)
   plan = plan_lib.resolve(config, spe, ops_lib.build)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  # config.json is rewritten only once the workdir's checkpoint is known to fit this config.
+  run = _Run(config, workdir, plan, train, test)
   if metrics_lib.is_writer():
     metrics_lib.write_json_atomic(os.path.join(workdir, metrics_lib.CONFIG), config_to_dict(config))
-  run = _Run(config, workdir, plan, train, test)
   try:
     with _Signals() as sig:
       for phase in plan.phases:
@@ -144,8 +145,13 @@ class _Run:
                     out_shardings=repl)(plan.seed)
     self.ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), config.keep_checkpoints,
                                       keep_steps=[p.end for p in plan.phases])
-    self.state = _restore(config, self.ckpts, state, workdir)
+    try:
+      self.state = _restore(config, self.ckpts, state, workdir)
+    except BaseException:
+      self.ckpts.close()
+      raise
     self.step = int(self.state.step)
+    self.good_step = self.step if self.ckpts.steps() else None  # the newest checkpoint known to be intact
     self.writer = metrics_lib.Writer(workdir)
     if metrics_lib.is_writer():
       metrics_lib.truncate_after(os.path.join(workdir, metrics_lib.METRICS), self.step)
@@ -185,7 +191,7 @@ class _Run:
     # All processes decide to stop at the same step (a signal may reach only one host).
     stop = sig.agreed(ev.sync)
     if ev.sync or stop:
-      last_loss = _check_finite(self.pending, phase)
+      last_loss = _check_finite(self.pending, phase, self.good_step)
       self.pending = []
       if ev.log:
         self._log(phase, last_loss)
@@ -220,11 +226,11 @@ class _Run:
     phase = plan.phase_at(step - 1) if step else plan.phases[0]
     if not bool(self._all_finite(self.state)):
       raise Diverged(f'non-finite parameters or statistics after step {step} (phase {phase.name!r}); not saved, '
-                     f'so the last good checkpoint (step {max(self.ckpts.steps(), default=None)}) is intact. '
-                     'Lower the learning rate or check the data.')
+                     f'so {_intact(self.good_step)}. Lower the learning rate or check the data.')
     epoch, offset = divmod(step, plan.steps_per_epoch)
     self.ckpts.save(step, self.state, {'step': step, 'phase': phase.name, 'epoch': epoch, 'batch_in_epoch': offset,
                                        'seed': plan.seed, 'total_steps': plan.total_steps})
+    self.good_step = step
 
   def close(self) -> None:
     self.ckpts.close()
@@ -245,14 +251,21 @@ class _Run:
     return summary
 
 
-def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase) -> float:
+def _intact(good_step: Optional[int]) -> str:
+  """The divergence message's promise: the checkpoint this run restored (verified) or saved last."""
+  if good_step is None:
+    return 'no checkpoint was written'
+  return f'the last good checkpoint (step {good_step}) is intact'
+
+
+def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, good_step: Optional[int]) -> float:
   """The last pending loss; raises Diverged at the first non-finite one."""
   losses = np.asarray(jax.device_get([l for _, l in pending]), np.float64)
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     s = pending[bad[0]][0]
     raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}); stopped without '
-                   'saving, so the last good checkpoint is intact. Lower the learning rate or check the data.')
+                   f'saving, so {_intact(good_step)}. Lower the learning rate or check the data.')
   return float(losses[-1])
 
 
@@ -264,7 +277,11 @@ def _hms(seconds: float) -> str:
 def _restore(config, ckpts: ckpt_lib.Checkpoints, state: steps.TrainState, workdir: str) -> steps.TrainState:
   """Resume order: this workdir's checkpoint, then `init_from` (parameters only; a run's workdir or a torchvision
   file), then scratch."""
-  got = ckpts.restore_latest(ckpt_lib.abstract(state))
+  try:
+    got = ckpts.restore_latest(ckpt_lib.abstract(state))
+  except ckpt_lib.Mismatch as e:
+    raise ConfigError(_changed_field(config, workdir), f'{e}. The workdir\'s checkpoints belong to another model; '
+                      'nothing was changed. Use another --workdir, or undo the change.') from None
   if got is not None:
     restored, meta = got
     logging.info('resumed %s at step %d (phase %s, epoch %d + %d batches)', workdir, meta['step'], meta['phase'],
@@ -283,6 +300,15 @@ def _restore(config, ckpts: ckpt_lib.Checkpoints, state: steps.TrainState, workd
                  meta['step'], meta['phase'])
   repl = jax.tree.leaves(state.params)[0].sharding
   return state.replace(params=jax.device_put(params, repl), batch_stats=jax.device_put(stats, repl))
+
+
+def _changed_field(config, workdir: str) -> str:
+  """The config fields that differ from the workdir's config.json (the cause of a checkpoint that does not fit),
+  model fields first; 'model' when none is recorded."""
+  old = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
+  changed = [k for k, _, _ in config_lib.diff(old or {}, config_to_dict(config)) if k != 'allow_config_change']
+  changed.sort(key=lambda k: not k.startswith(('model', 'dtype')))
+  return ', config.'.join(changed) if old is not None and changed else 'model'
 
 
 def _torchvision_variables(config, path: str, state: steps.TrainState) -> tuple:
