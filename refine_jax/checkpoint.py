@@ -1,8 +1,9 @@
-"""Orbax checkpoints of a run: train state + a JSON record of step, phase, data position and a state checksum.
+"""Orbax checkpoints of a run: train state, a JSON record of step, phase and data position, and a checksum.
 
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a process killed
 mid-write leaves no half checkpoint behind. A checkpoint that is nevertheless unreadable (truncated by a failing
-disk, say) or fails its integrity check (the SHA-256 of the state's bytes in its record, and finiteness) is set
+disk, say) or fails its integrity check (the SHA-256 of the state's bytes, saved as the JSON item
+'integrity' beside the record, and finiteness) is set
 aside with a warning and the one before it is used. A checkpoint that does not fit the target (other tensor
 names, shapes or dtypes: another model) is not damaged: restoring raises `Mismatch`, before anything is read or
 moved. Every process takes part in saves.
@@ -24,7 +25,7 @@ from orbax.checkpoint import checkpoint_managers as pp
 
 from refine_jax import metrics as metrics_lib
 
-DIGEST = 'state_sha256'  # the meta record's key for the checksum of the state
+DIGEST = 'state_sha256'  # the integrity item's key for the checksum of the state
 
 
 class Mismatch(ValueError):
@@ -41,7 +42,7 @@ class Corrupt(ValueError):
 
 
 class Checkpoints:
-  """Saves and restores {'state': TrainState, 'meta': dict} under `directory`."""
+  """Saves and restores {'state': TrainState, 'meta': dict, 'integrity': {DIGEST: str}} under `directory`."""
 
   def __init__(self, directory: str, max_to_keep: int = 3, *, keep_steps: Sequence[int] = (),
                read_only: bool = False):
@@ -53,17 +54,17 @@ class Checkpoints:
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
                                         cleanup_tmp_directories=not read_only)
-    handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()}
+    handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler(),
+                'integrity': ocp.JsonCheckpointHandler()}
     self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_handlers=handlers)
 
   def steps(self) -> list[int]:
     return sorted(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    """Saves `state` with `meta` plus the checksum of the state's bytes (`DIGEST`)."""
-    meta = {**meta, DIGEST: digest(state)}
-    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                  meta=ocp.args.JsonSave(meta)), force=True)
+    """Saves `state` with `meta` and the checksum of the state's bytes (computed now, on the host)."""
+    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
+                                                  integrity=ocp.args.JsonSave({DIGEST: digest(state)})), force=True)
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()
@@ -86,11 +87,12 @@ class Checkpoints:
         raise Mismatch(step, name, _describe(a), _describe(b))
 
   def restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
-    """`restore`, then the checksum (when the record has one) and finiteness checks; raises Corrupt."""
+    """`restore`, then the checksum (when the checkpoint has one) and finiteness checks; raises Corrupt."""
     state, meta = self.restore(step, abstract_state)
     host = _host_leaves(state)
-    if DIGEST in meta and _digest_of(host) != meta[DIGEST]:
-      raise Corrupt(f'the state\'s bytes do not match the checksum saved with it ({DIGEST} {meta[DIGEST][:12]}...)')
+    saved = self._saved_digest(step)
+    if saved is not None and _digest_of(host) != saved:
+      raise Corrupt(f'the state\'s bytes do not match the checksum saved with it ({DIGEST} {saved[:12]}...)')
     bad = [n for n, x in host if x.dtype.kind in 'fc' and not np.isfinite(x).all()]
     if bad:
       raise Corrupt(f'{len(bad)} tensors hold NaN or inf, e.g. {bad[0]}')
@@ -131,6 +133,13 @@ class Checkpoints:
         (epath.Path(self.directory) / str(step)).rename(dst)
       self._mngr.reload()
     return got
+
+  def _saved_digest(self, step: int) -> Optional[str]:
+    """The checksum saved with checkpoint `step`; None for a checkpoint from before checksums were saved."""
+    if not (epath.Path(self.directory) / str(step) / 'integrity').exists():
+      return None
+    got = self._mngr.restore(step, args=ocp.args.Composite(integrity=ocp.args.JsonRestore()))['integrity']
+    return str(got[DIGEST])
 
   def _warn(self, step: int, what: str, e: Exception) -> None:
     logging.warning('Checkpoint at step %d under %s %s (%s: %s); trying the previous one.', step, self.directory,

@@ -105,7 +105,16 @@ def _load_splits(config) -> tuple[sources.Split, sources.Split, int]:
   if spe < 1:
     raise ConfigError('batch_size', f'{config.batch_size} is larger than the training split '
                       f'({train.num_examples_global} examples); allowed: at most that many')
+  logging.info('%s: %d classes, %d train / %d eval images', config.dataset, train.num_classes,
+               train.num_examples_global, test.num_examples_global)
   return train, test, spe
+
+
+def _check_sizes(config, plan: Plan, train: sources.Split, test: sources.Split) -> None:
+  """Every phase's host ops and pp_eval on each image size of their split, before anything is written."""
+  for p in plan.phases:
+    pipeline.check_sizes(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', config.train_split)
+  pipeline.check_sizes(test, plan.eval_ops(), config.pp_eval, 'pp_eval', config.eval_split)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -115,6 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   check_workdir(config, workdir)
   train, test, spe = _load_splits(config)
   plan = plan_lib.resolve(config, spe, ops_lib.build)
+  _check_sizes(config, plan, train, test)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   # config.json is rewritten only once the workdir's checkpoint is known to fit this config.
   run = _Run(config, workdir, plan, train, test)
