@@ -119,6 +119,24 @@ def _check_sizes(config, plan: Plan, train: sources.Split, test: sources.Split) 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes, or re-reports) the run in `workdir`; returns summary.json's content."""
+  # The handlers come first: a SIGTERM/SIGINT during set-up (reading data, compiling) is kept, not lost.
+  with _Signals() as sig:
+    run = _set_up(config, workdir)
+    try:
+      stop = sig.agreed(True)
+      if stop:
+        raise Preempted(f'received signal {stop} during set-up, before training from step {run.step}; nothing '
+                        'to save. Re-run the same command to resume.')
+      for phase in run.plan.phases:
+        if run.step < phase.end:
+          run.train_phase(phase, sig)
+    finally:
+      run.close()
+  return run.summary()
+
+
+def _set_up(config, workdir: str) -> '_Run':
+  """Validation, data, plan and size checks (nothing written if any fails), then the run restored."""
   config_lib.validate(config, registries.default(), num_devices=jax.device_count(),
                       process_count=jax.process_count())
   check_workdir(config, workdir)
@@ -130,14 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run = _Run(config, workdir, plan, train, test)
   if metrics_lib.is_writer():
     metrics_lib.write_json_atomic(os.path.join(workdir, metrics_lib.CONFIG), config_to_dict(config))
-  try:
-    with _Signals() as sig:
-      for phase in plan.phases:
-        if run.step < phase.end:
-          run.train_phase(phase, sig)
-  finally:
-    run.close()
-  return run.summary()
+  return run
 
 
 class _Run:
@@ -185,7 +196,7 @@ class _Run:
     batches = pipeline.train_batches(self.train, pp_for_epoch, batch=c.batch_size,
                                      rows=pipeline.process_rows(self.sharding, c.batch_size),
                                      steps_per_epoch=spe, seed=c.seed, start_step=self.step)
-    self.t_last, self.step_last = time.time(), self.step
+    self.t_last, self.step_last, first = time.time(), self.step, True
     while self.step < phase.end:
       batch = pipeline.to_global(next(batches), self.sharding)
       with jax.transfer_guard('disallow'):  # the step must find everything on device already
@@ -193,6 +204,9 @@ class _Run:
       self.pending.append((self.step, loss))
       self.step += 1
       self.imgs_seen += c.batch_size
+      if first:  # the phase's first step: its compile time stays out of the speed
+        jax.block_until_ready(loss)
+        self.t_last, self.step_last, first = time.time(), self.step, False
       self.on_step_end(phase, sig)
 
   def on_step_end(self, phase: Phase, sig: _Signals) -> None:
@@ -223,12 +237,13 @@ class _Run:
   def _log(self, phase: Phase, loss: float) -> None:
     plan, step, bs = self.plan, self.step, self.config.batch_size
     dt = time.time() - self.t_last
-    ips = (step - self.step_last) * bs / max(dt, 1e-9)
-    eta = (plan.total_steps - step) * bs / max(ips, 1e-9)
+    # No speed yet on a phase's first step (its compile time is left out of the speed).
+    ips = (step - self.step_last) * bs / max(dt, 1e-9) if step > self.step_last else float('nan')
+    eta = _hms((plan.total_steps - step) * bs / ips) if ips > 0 else '?'
     lr = float(plan.lr(step - 1))
     logging.info('step %d/%d  epoch %.2f  phase %s  loss %.4f  lr %.5g  %.0f images/s  ETA %s', step,
-                 plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, _hms(eta))
-    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, 'train/images_per_s': ips})
+                 plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, eta)
+    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, **({'train/images_per_s': ips} if ips > 0 else {})})
     self.t_last, self.step_last = time.time(), step
 
   def save(self) -> None:
