@@ -243,7 +243,8 @@ class _Run:
     lr = float(plan.lr(step - 1))
     logging.info('step %d/%d  epoch %.2f  phase %s  loss %.4f  lr %.5g  %.0f images/s  ETA %s', step,
                  plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, eta)
-    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, **({'train/images_per_s': ips} if ips > 0 else {})})
+    speed = {'train/images_per_s': ips} if ips > 0 else {}
+    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, **speed})
     self.t_last, self.step_last = time.time(), step
 
   def save(self) -> None:

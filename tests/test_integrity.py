@@ -18,8 +18,9 @@ import signal
 import pytest
 
 from tests.conftest import run_main
-from tests.test_resume import (ARGS, Run, wait_for, _subprocess_env, assert_equals_reference, ckpt_dir, interrupted_copy,  # noqa: F401
-                               load_checkpoint, read_rows, read_summary, resumed_from, run, snapshot, steps, TOTAL)
+from tests.test_resume import _subprocess_env  # noqa: F401 - the module fixture, used by `ref`
+from tests.test_resume import (ARGS, TOTAL, Run, assert_equals_reference, ckpt_dir, interrupted_copy,
+                               load_checkpoint, read_rows, read_summary, resumed_from, run, steps, wait_for)
 
 
 @pytest.fixture(scope='module')
@@ -127,3 +128,15 @@ def test_sigint_during_set_up_is_kept_and_exits_3(tmp_path, _subprocess_env):  #
   assert r.rc == 3, r.tail()
   assert 'preempted: received signal 2' in r.stderr and 'Traceback' not in r.stderr, r.tail()
   assert not steps(w), steps(w)
+
+
+def test_two_seeded_random_sigkills_then_the_run_ends_equal_to_the_uninterrupted_one(ref, tmp_path):
+  """Item 6 in small (bench/soak_sigkill.py runs the 20-kill soak): SIGKILL twice at seeded random moments
+  after training starts; after each kill the eval rows so far are the reference's; the finishing launch ends
+  bitwise on the reference."""
+  import random
+  from bench import soak_sigkill
+  w = str(tmp_path / 'w')
+  kills, launches = soak_sigkill._round(w, random.Random(1), 2, 6.0, ref)  # noqa: SLF001
+  assert launches == kills + 1 and kills >= 1, (kills, launches)
+  assert_equals_reference(w, ref)
