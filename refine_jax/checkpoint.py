@@ -1,28 +1,48 @@
-"""Orbax checkpoints of a run: train state + a JSON record of step, phase and data position.
+"""Orbax checkpoints of a run: train state, a JSON record of step, phase and data position, and a checksum.
 
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a process killed
 mid-write leaves no half checkpoint behind. A checkpoint that is nevertheless unreadable (truncated by a failing
-disk, say) is skipped with a warning and the one before it is used. Every process takes part in saves.
+disk, say) or fails its integrity check (the SHA-256 of the state's bytes, saved as the JSON item
+'integrity' beside the record, and finiteness) is set
+aside with a warning and the one before it is used. A checkpoint that does not fit the target (other tensor
+names, shapes or dtypes: another model) is not damaged: restoring raises `Mismatch`, before anything is read or
+moved. Every process takes part in saves.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 from typing import Any, Optional, Sequence
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
-
 from absl import logging
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as pp
 
 from refine_jax import metrics as metrics_lib
 
+DIGEST = 'state_sha256'  # the integrity item's key for the checksum of the state
+
+
+class Mismatch(ValueError):
+  """A checkpoint whose tensors (names, shapes, dtypes) differ from the target's; `path` is the first one."""
+
+  def __init__(self, step: int, path: str, have, want):
+    super().__init__(f'the checkpoint at step {step} does not fit: tensor {path} is {have} in the checkpoint, '
+                     f'{want} now')
+    self.step, self.path, self.have, self.want = step, path, have, want
+
+
+class Corrupt(ValueError):
+  """A checkpoint that restores but whose bytes are not those it was saved with, or hold NaN/inf."""
+
 
 class Checkpoints:
-  """Saves and restores {'state': TrainState, 'meta': dict} under `directory`."""
+  """Saves and restores {'state': TrainState, 'meta': dict, 'integrity': {DIGEST: str}} under `directory`."""
 
   def __init__(self, directory: str, max_to_keep: int = 3, *, keep_steps: Sequence[int] = (),
                read_only: bool = False):
@@ -34,14 +54,17 @@ class Checkpoints:
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
                                         cleanup_tmp_directories=not read_only)
-    self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_names=('state', 'meta'))
+    handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler(),
+                'integrity': ocp.JsonCheckpointHandler()}
+    self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_handlers=handlers)
 
   def steps(self) -> list[int]:
     return sorted(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                  meta=ocp.args.JsonSave(meta)), force=True)
+    """Saves `state` with `meta` and the checksum of the state's bytes (computed now, on the host)."""
+    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
+                                                  integrity=ocp.args.JsonSave({DIGEST: digest(state)})), force=True)
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()
@@ -51,30 +74,76 @@ class Checkpoints:
                                                            meta=ocp.args.JsonRestore()))
     return out['state'], dict(out['meta'])
 
-  def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
-    """The newest readable checkpoint, falling back past unreadable ones with a warning; None if none.
+  def check_fits(self, step: int, abstract_state: Any) -> None:
+    """Raises Mismatch if the checkpoint's own metadata (tensor names, shapes, dtypes) differs from the target's.
+    Metadata that cannot be read raises something else (an unreadable checkpoint)."""
+    have = {_path_name(k): (tuple(v.shape), np.dtype(v.dtype))
+            for k, v in jax.tree_util.tree_flatten_with_path(self._mngr.item_metadata(step)['state'])[0]}
+    want = {_path_name(k): (tuple(v.shape), np.dtype(v.dtype))
+            for k, v in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    for name in [*want, *(n for n in have if n not in want)]:
+      a, b = have.get(name, 'absent'), want.get(name, 'absent')
+      if a != b:
+        raise Mismatch(step, name, _describe(a), _describe(b))
 
-    Unreadable ones are moved aside to `<directory>_unreadable/` (kept for inspection): the resumed run saves
-    those steps again, and Orbax refuses to save over an existing step.
+  def restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    """`restore`, then the checksum (when the checkpoint has one) and finiteness checks; raises Corrupt."""
+    state, meta = self.restore(step, abstract_state)
+    host = _host_leaves(state)
+    saved = self._saved_digest(step)
+    if saved is not None and _digest_of(host) != saved:
+      raise Corrupt(f'the state\'s bytes do not match the checksum saved with it ({DIGEST} {saved[:12]}...)')
+    bad = [n for n, x in host if x.dtype.kind in 'fc' and not np.isfinite(x).all()]
+    if bad:
+      raise Corrupt(f'{len(bad)} tensors hold NaN or inf, e.g. {bad[0]}')
+    return state, meta
+
+  def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
+    """The newest good checkpoint, falling back past unreadable or corrupt ones with a warning; None if none.
+
+    A checkpoint that does not fit `abstract_state` raises Mismatch before anything is moved. Unreadable and
+    corrupt ones are moved aside to `<directory>_unreadable/` (kept for inspection): the resumed run saves those
+    steps again, and Orbax refuses to save over an existing step.
     """
     unreadable, got = [], None
     for step in reversed(self.steps()):
       try:
-        got = self.restore(step, abstract_state)
+        self.check_fits(step, abstract_state)
+      except Mismatch:
+        raise
+      except Exception as e:  # noqa: BLE001 - metadata that cannot be read: an unreadable checkpoint
+        self._warn(step, 'is unreadable', e)
+        unreadable.append(step)
+        continue
+      try:
+        got = self.restore_verified(step, abstract_state)
         break
+      except Corrupt as e:
+        self._warn(step, 'fails its integrity check', e)
+        unreadable.append(step)
       except Exception as e:  # noqa: BLE001 - any read failure means "not a good checkpoint"
-        logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
-                        step, self.directory, type(e).__name__, str(e)[:300])
+        self._warn(step, 'is unreadable', e)
         unreadable.append(step)
     if unreadable and not self._read_only and jax.process_index() == 0:
       aside = epath.Path(f'{self.directory}_unreadable')
       aside.mkdir(parents=True, exist_ok=True)
       for step in unreadable:
         dst = aside / f'{step}.{int(time.time())}'
-        logging.warning('Moving the unreadable checkpoint at step %d to %s.', step, dst)
+        logging.warning('Moving the unreadable or corrupt checkpoint at step %d to %s.', step, dst)
         (epath.Path(self.directory) / str(step)).rename(dst)
       self._mngr.reload()
     return got
+
+  def _saved_digest(self, step: int) -> Optional[str]:
+    """The checksum saved with checkpoint `step`; None for a checkpoint from before checksums were saved."""
+    if not (epath.Path(self.directory) / str(step) / 'integrity').exists():
+      return None
+    got = self._mngr.restore(step, args=ocp.args.Composite(integrity=ocp.args.JsonRestore()))['integrity']
+    return str(got[DIGEST])
+
+  def _warn(self, step: int, what: str, e: Exception) -> None:
+    logging.warning('Checkpoint at step %d under %s %s (%s: %s); trying the previous one.', step, self.directory,
+                    what, type(e).__name__, str(e)[:300])
 
   def restore_meta(self, step: int) -> dict:
     """The JSON record of the checkpoint at `step` alone (no arrays read)."""
@@ -128,3 +197,46 @@ def copy_step(src_directory: str, step: int, dst_directory: str) -> str:
   shutil.copytree(src, tmp)
   os.rename(tmp, dst)
   return dst
+
+
+def _path_name(path) -> str:
+  """'params.conv1.kernel' for a key path of a TrainState, of a nested dict, or of Orbax's metadata tree."""
+  parts = []
+  for k in path:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return '.'.join(parts)
+
+
+def _describe(x) -> str:
+  return x if isinstance(x, str) else f'{x[1]}{x[0]}'
+
+
+def _host_leaves(tree: Any) -> list[tuple[str, np.ndarray]]:
+  """(name, host copy) of every array, sorted by name; each from this process's first shard, which is the whole
+  array for the fully replicated train state."""
+  out = []
+  for k, x in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if isinstance(x, jax.Array):
+      if not x.is_fully_replicated:
+        raise ValueError(f'{_path_name(k)} is not fully replicated; the checksum needs the whole array')
+      x = x.addressable_data(0)
+    out.append((_path_name(k), np.asarray(x)))
+  return sorted(out, key=lambda t: t[0])
+
+
+def _digest_of(host: list[tuple[str, np.ndarray]]) -> str:
+  h = hashlib.sha256()
+  for name, x in host:
+    h.update(f'{name}|{x.dtype.str}|{x.shape}|'.encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+  return h.hexdigest()
+
+
+def digest(tree: Any) -> str:
+  """SHA-256 of a pytree's names, dtypes, shapes and bytes, computed on the host; independent of leaf order."""
+  return _digest_of(_host_leaves(tree))

@@ -123,8 +123,8 @@ class Writer:
     self._tb = None
     if self.enabled:
       from clu import metric_writers
-      self._tb = metric_writers.create_default_writer(os.path.join(workdir, 'tensorboard'), just_logging=False,
-                                                      asynchronous=False)
+      # TensorBoard only: the loop logs each train and eval line itself (clu's logging writer would repeat them).
+      self._tb = metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def scalars(self, step: int, values: dict) -> None:
     if self.enabled:

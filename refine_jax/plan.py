@@ -15,6 +15,7 @@ import functools
 from typing import Any, Callable, Optional
 
 import ml_collections
+from absl import logging
 
 from refine_jax import config as config_lib
 from refine_jax import schedules
@@ -95,7 +96,12 @@ def _no_ops(*_):
 def _spans(config, spe: int) -> list[tuple[str, int, int]]:
   out, start = [], 0
   for name in config.phase_order:
-    n = config_lib.steps_of(config.phases[name], '', spe, path=f'phases.{name}', required=True)
+    node = config.phases[name]
+    n = config_lib.steps_of(node, '', spe, path=f'phases.{name}', required=True)
+    if n < 1:
+      key = 'steps' if node.get('steps') is not None else 'epochs'
+      raise config_lib.ConfigError(f'phases.{name}.{key}', f'{node[key]} rounds to 0 steps at {spe} steps per '
+                                   f'epoch; allowed: at least {1 / spe:.3g} epochs (1 step)')
     out.append((name, start, start + n))
     start += n
   return out
@@ -113,9 +119,11 @@ def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe:
   if lr.schedule == 'continue':  # the previous phase's step schedule over global steps (validated: a step one)
     lr_fn = prev.lr
   else:
+    boundaries = config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr')
+    _warn_outside(f'{path}.lr', lr.schedule, boundaries, end - start)
     lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
                                warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
-                               boundaries=config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr'))
+                               boundaries=boundaries)
   aug_decay = config_lib.steps_of(p, 'aug_prob_decay', spe, path=path) or 0
   host_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, p.pp, field=f'{path}.pp'))
               if build_ops else _no_ops)
@@ -125,6 +133,15 @@ def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe:
                lr=lr_fn, mix_gamma=schedules.decaying(end, m.gamma if mixes else 0.0, gamma_decay),
                mix_prob=schedules.decaying(end, m.prob if mixes else 0.0, prob_decay),
                aug_prob=schedules.decaying(end, p.aug_prob, aug_decay), host_ops=host_ops)
+
+
+def _warn_outside(path: str, kind: str, boundaries: tuple[int, ...], num_steps: int) -> None:
+  """A warning (not an error: a shortened test run may keep the full run's boundaries) for multistep lr
+  boundaries at or past the phase's end, which never lower the rate."""
+  late = [b for b in boundaries if b >= num_steps]
+  if kind == 'multistep' and late:
+    logging.warning('%s.boundaries: %s of %s (steps from the phase start) fall at or past the phase\'s end '
+                    '(%d steps) and never lower the learning rate', path, late, boundaries, num_steps)
 
 
 def _eval_steps(config, phases, spe: int) -> frozenset[int]:

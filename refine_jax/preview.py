@@ -50,19 +50,28 @@ def preview_rows(config, num: int) -> list[tuple[str, np.ndarray]]:
 
 
 def save_grid(rows: list[tuple[str, np.ndarray]], out: str) -> None:
+  """One row of thumbnails per label. A long label (an AutoAugment op string) wraps above its row; the
+  thumbnails keep their size (no layout pass that shrinks them to make room for the text)."""
+  import textwrap
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   n = max(len(r[1]) for r in rows)
-  fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.5 * len(rows)), squeeze=False)
-  for i, (label, imgs) in enumerate(rows):
+  thumb, line, font = 1.2, 0.15, 8  # inches per thumbnail, per label line; label points
+  width = 1.3 * n
+  labels = [textwrap.fill(label, max(20, int(width * 72 / (font * 0.6)))) for label, _ in rows]
+  title = line * max(l.count('\n') + 1 for l in labels) + 0.05
+  height = len(rows) * (thumb + title) + 0.1
+  fig, axes = plt.subplots(len(rows), n, figsize=(width, height), squeeze=False,
+                           gridspec_kw=dict(left=0.01, right=0.99, bottom=0.05 / height, top=1 - title / height,
+                                            wspace=0.05, hspace=title / thumb))
+  for i, (label, (_, imgs)) in enumerate(zip(labels, rows)):
     for j in range(n):
       ax = axes[i][j]
       ax.axis('off')
       if j < len(imgs):
         ax.imshow(imgs[j], interpolation='nearest')
-    axes[i][0].set_title(label, loc='left', fontsize=8)
-  fig.tight_layout()
+    axes[i][0].set_title(label, loc='left', fontsize=font)
   fig.savefig(out, dpi=100)
   plt.close(fig)
 

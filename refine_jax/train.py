@@ -105,32 +105,54 @@ def _load_splits(config) -> tuple[sources.Split, sources.Split, int]:
   if spe < 1:
     raise ConfigError('batch_size', f'{config.batch_size} is larger than the training split '
                       f'({train.num_examples_global} examples); allowed: at most that many')
+  logging.info('%s: %d classes, %d train / %d eval images', config.dataset, train.num_classes,
+               train.num_examples_global, test.num_examples_global)
   return train, test, spe
+
+
+def _check_sizes(config, plan: Plan, train: sources.Split, test: sources.Split) -> None:
+  """Every phase's host ops and pp_eval on each image size of their split, before anything is written."""
+  for p in plan.phases:
+    pipeline.check_sizes(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', config.train_split)
+  pipeline.check_sizes(test, plan.eval_ops(), config.pp_eval, 'pp_eval', config.eval_split)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes, or re-reports) the run in `workdir`; returns summary.json's content."""
+  # The handlers come first: a SIGTERM/SIGINT during set-up (reading data, compiling) is kept, not lost.
+  with _Signals() as sig:
+    run = _set_up(config, workdir)
+    try:
+      stop = sig.agreed(True)
+      if stop:
+        raise Preempted(f'received signal {stop} during set-up, before training from step {run.step}; nothing '
+                        'to save. Re-run the same command to resume.')
+      for phase in run.plan.phases:
+        if run.step < phase.end:
+          run.train_phase(phase, sig)
+    finally:
+      run.close()
+  return run.summary()
+
+
+def _set_up(config, workdir: str) -> '_Run':
+  """Validation, data, plan and size checks (nothing written if any fails), then the run restored."""
   config_lib.validate(config, registries.default(), num_devices=jax.device_count(),
                       process_count=jax.process_count())
   check_workdir(config, workdir)
   train, test, spe = _load_splits(config)
   plan = plan_lib.resolve(config, spe, ops_lib.build)
+  _check_sizes(config, plan, train, test)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  # config.json is rewritten only once the workdir's checkpoint is known to fit this config.
+  run = _Run(config, workdir, plan, train, test)
   if metrics_lib.is_writer():
     path = os.path.join(workdir, metrics_lib.CONFIG)
     record, old = config_to_dict(config), metrics_lib.read_json(path) or {}
     if 'forked_from' in old:  # a forked run stays one when `main` resumes it
       record.setdefault('forked_from', old['forked_from'])
     metrics_lib.write_json_atomic(path, record)
-  run = _Run(config, workdir, plan, train, test)
-  try:
-    with _Signals() as sig:
-      for phase in plan.phases:
-        if run.step < phase.end:
-          run.train_phase(phase, sig)
-  finally:
-    run.close()
-  return run.summary()
+  return run
 
 
 class _Run:
@@ -148,8 +170,13 @@ class _Run:
                     out_shardings=repl)(plan.seed)
     self.ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), config.keep_checkpoints,
                                       keep_steps=[p.end for p in plan.phases])
-    self.state = _restore(config, self.ckpts, state, workdir)
+    try:
+      self.state = _restore(config, self.ckpts, state, workdir)
+    except BaseException:
+      self.ckpts.close()
+      raise
     self.step = int(self.state.step)
+    self.good_step = self.step if self.ckpts.steps() else None  # the newest checkpoint known to be intact
     self.writer = metrics_lib.Writer(workdir)
     if metrics_lib.is_writer():
       metrics_lib.truncate_after(os.path.join(workdir, metrics_lib.METRICS), self.step)
@@ -173,7 +200,7 @@ class _Run:
     batches = pipeline.train_batches(self.train, pp_for_epoch, batch=c.batch_size,
                                      rows=pipeline.process_rows(self.sharding, c.batch_size),
                                      steps_per_epoch=spe, seed=c.seed, start_step=self.step)
-    self.t_last, self.step_last = time.time(), self.step
+    self.t_last, self.step_last, first = time.time(), self.step, True
     while self.step < phase.end:
       batch = pipeline.to_global(next(batches), self.sharding)
       with jax.transfer_guard('disallow'):  # the step must find everything on device already
@@ -181,6 +208,9 @@ class _Run:
       self.pending.append((self.step, loss))
       self.step += 1
       self.imgs_seen += c.batch_size
+      if first:  # the phase's first step: its compile time stays out of the speed
+        jax.block_until_ready(loss)
+        self.t_last, self.step_last, first = time.time(), self.step, False
       self.on_step_end(phase, sig)
 
   def on_step_end(self, phase: Phase, sig: _Signals) -> None:
@@ -189,7 +219,7 @@ class _Run:
     # All processes decide to stop at the same step (a signal may reach only one host).
     stop = sig.agreed(ev.sync)
     if ev.sync or stop:
-      last_loss = _check_finite(self.pending, phase)
+      last_loss = _check_finite(self.pending, phase, self.good_step)
       self.pending = []
       if ev.log:
         self._log(phase, last_loss)
@@ -211,12 +241,14 @@ class _Run:
   def _log(self, phase: Phase, loss: float) -> None:
     plan, step, bs = self.plan, self.step, self.config.batch_size
     dt = time.time() - self.t_last
-    ips = (step - self.step_last) * bs / max(dt, 1e-9)
-    eta = (plan.total_steps - step) * bs / max(ips, 1e-9)
+    # No speed yet on a phase's first step (its compile time is left out of the speed).
+    ips = (step - self.step_last) * bs / max(dt, 1e-9) if step > self.step_last else float('nan')
+    eta = _hms((plan.total_steps - step) * bs / ips) if ips > 0 else '?'
     lr = float(plan.lr(step - 1))
     logging.info('step %d/%d  epoch %.2f  phase %s  loss %.4f  lr %.5g  %.0f images/s  ETA %s', step,
-                 plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, _hms(eta))
-    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, 'train/images_per_s': ips})
+                 plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, eta)
+    speed = {'train/images_per_s': ips} if ips > 0 else {}
+    self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, **speed})
     self.t_last, self.step_last = time.time(), step
 
   def save(self) -> None:
@@ -224,11 +256,11 @@ class _Run:
     phase = plan.phase_at(step - 1) if step else plan.phases[0]
     if not bool(self._all_finite(self.state)):
       raise Diverged(f'non-finite parameters or statistics after step {step} (phase {phase.name!r}); not saved, '
-                     f'so the last good checkpoint (step {max(self.ckpts.steps(), default=None)}) is intact. '
-                     'Lower the learning rate or check the data.')
+                     f'so {_intact(self.good_step)}. Lower the learning rate or check the data.')
     epoch, offset = divmod(step, plan.steps_per_epoch)
     self.ckpts.save(step, self.state, {'step': step, 'phase': phase.name, 'epoch': epoch, 'batch_in_epoch': offset,
                                        'seed': plan.seed, 'total_steps': plan.total_steps})
+    self.good_step = step
 
   def close(self) -> None:
     self.ckpts.close()
@@ -249,14 +281,21 @@ class _Run:
     return summary
 
 
-def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase) -> float:
+def _intact(good_step: Optional[int]) -> str:
+  """The divergence message's promise: the checkpoint this run restored (verified) or saved last."""
+  if good_step is None:
+    return 'no checkpoint was written'
+  return f'the last good checkpoint (step {good_step}) is intact'
+
+
+def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, good_step: Optional[int]) -> float:
   """The last pending loss; raises Diverged at the first non-finite one."""
   losses = np.asarray(jax.device_get([l for _, l in pending]), np.float64)
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     s = pending[bad[0]][0]
     raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}); stopped without '
-                   'saving, so the last good checkpoint is intact. Lower the learning rate or check the data.')
+                   f'saving, so {_intact(good_step)}. Lower the learning rate or check the data.')
   return float(losses[-1])
 
 
@@ -268,7 +307,11 @@ def _hms(seconds: float) -> str:
 def _restore(config, ckpts: ckpt_lib.Checkpoints, state: steps.TrainState, workdir: str) -> steps.TrainState:
   """Resume order: this workdir's checkpoint, then `init_from` (parameters only; a run's workdir or a torchvision
   file), then scratch."""
-  got = ckpts.restore_latest(ckpt_lib.abstract(state))
+  try:
+    got = ckpts.restore_latest(ckpt_lib.abstract(state))
+  except ckpt_lib.Mismatch as e:
+    raise ConfigError(_changed_field(config, workdir), f'{e}. The workdir\'s checkpoints belong to another model; '
+                      'nothing was changed. Use another --workdir, or undo the change.') from None
   if got is not None:
     restored, meta = got
     logging.info('resumed %s at step %d (phase %s, epoch %d + %d batches)', workdir, meta['step'], meta['phase'],
@@ -287,6 +330,15 @@ def _restore(config, ckpts: ckpt_lib.Checkpoints, state: steps.TrainState, workd
                  meta['step'], meta['phase'])
   repl = jax.tree.leaves(state.params)[0].sharding
   return state.replace(params=jax.device_put(params, repl), batch_stats=jax.device_put(stats, repl))
+
+
+def _changed_field(config, workdir: str) -> str:
+  """The config fields that differ from the workdir's config.json (the cause of a checkpoint that does not fit),
+  model fields first; 'model' when none is recorded."""
+  old = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
+  changed = [k for k, _, _ in config_lib.diff(old or {}, config_to_dict(config)) if k != 'allow_config_change']
+  changed.sort(key=lambda k: not k.startswith(('model', 'dtype')))
+  return ', config.'.join(changed) if old is not None and changed else 'model'
 
 
 def _torchvision_variables(config, path: str, state: steps.TrainState) -> tuple:

@@ -1,5 +1,6 @@
 """Users' own data: an image folder of JPEGs trains end to end; a corrupt file is named by its path."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -86,3 +87,52 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
   want = collections.Counter((int(b['label']), op(b['image'], None).numpy().tobytes()) for b in
                              pipeline._stream_examples(full, 0, 21, shuffle=False))
   assert len(counts) == 1 and seen == want and sum(seen.values()) == 21
+
+
+def _png_folder(root, sizes: dict) -> str:
+  """ROOT/SPLIT/CLASS/i.png of random pixels; sizes: {(split, class): [(h, w), ...]} (an empty list: an empty
+  class folder)."""
+  rng = np.random.default_rng(0)
+  for (split, cls), shapes in sizes.items():
+    d = os.path.join(root, split, cls)
+    os.makedirs(d, exist_ok=True)
+    for i, (h, w) in enumerate(shapes):
+      Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(os.path.join(d, f'{i}.png'))
+  return root
+
+
+SMALL = ['--config.dataset=image_folder', '--config.eval_split=val', '--config.batch_size=8',
+         '--config.eval_batch_size=8', '--config.diag_examples=8']
+
+
+def test_a_mixed_size_eval_split_is_refused_at_start_naming_the_file_and_classes_are_reported(tmp_path):
+  """One 40x40 image among 32x32 ones in val with pp_eval='' (finding 3): exit 2 before anything is written,
+  naming pp_eval, the file and the fix. On the way: the class / image counts line, a warning for the train class
+  without images, and one for the val-only class whose 2 files are left out."""
+  sizes = {('train', c): [(32, 32)] * 8 for c in ('a', 'b')}
+  sizes.update({('train', 'empty'): [], ('val', 'a'): [(32, 32)] * 3, ('val', 'b'): [(32, 32), (40, 40)],
+                ('val', 'only_val'): [(32, 32)] * 2})
+  root = _png_folder(str(tmp_path / 'data'), sizes)
+  w = tmp_path / 'w'
+  p = run_main('digits_demo.py', str(w), f'--config.data_dir={root}', *SMALL, '--config.pp_eval=', check=False)
+  assert p.returncode == 2, p.stderr[-3000:]
+  last = p.stderr.strip().splitlines()[-1]
+  odd = os.path.join(root, 'val', 'b', '1.png')
+  assert 'config.pp_eval' in last and '40x40' in last and odd in last and 'resize(' in last, last
+  assert 'image_folder: 3 classes, 16 train / 5 eval images' in p.stderr, p.stderr[-3000:]
+  assert re.search(r"class\(es\) \['empty'\] have no training images", p.stderr)
+  assert re.search(r"class\(es\) \['only_val'\] of split 'val' are not in train; their 2 file", p.stderr)
+  assert not w.exists()
+
+
+def test_an_op_that_cannot_take_the_image_size_is_refused_before_compute(tmp_path):
+  """pad_crop(64,4) on 32 px images: exit 2 naming the field, the op and the size; no workdir."""
+  sizes = {(s, c): [(32, 32)] * 4 for s in ('train', 'val') for c in ('a', 'b')}
+  root = _png_folder(str(tmp_path / 'data'), sizes)
+  w = tmp_path / 'w'
+  p = run_main('digits_demo.py', str(w), f'--config.data_dir={root}', *SMALL, '--config.pp_eval=',
+               '--config.phases.augmented.pp=pad_crop(64,4)', check=False)
+  assert p.returncode == 2, p.stderr[-3000:]
+  last = p.stderr.strip().splitlines()[-1]
+  assert 'config.phases.augmented.pp' in last and 'pad_crop(64, 4)' in last and '32x32' in last, last
+  assert not w.exists()

@@ -17,9 +17,11 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from refine_jax.data import ops as ops_lib
 from refine_jax.data.sources import Split
+from refine_jax.errors import ConfigError
 
 Batch = dict[str, np.ndarray]
 _DIAG_EPOCH = 1 << 30  # the fixed "epoch" whose augmentation the R̂aug diagnostic uses
@@ -262,3 +264,42 @@ def output_shape(split: Split, op: ops_lib.Pipeline) -> tuple[int, ...]:
   """The shape `op` gives an example of `split` (runs it once on the first example)."""
   img = split.images[0] if split.images is not None else next(iter(split.stream(0).take(1)))['image']
   return tuple(op(tf.convert_to_tensor(img), tf.constant([0, 0], tf.int64)).shape)
+
+
+def _first_failing_op(op: ops_lib.Pipeline, spec: str, field: str, image: tf.Tensor) -> str:
+  """The name (and arguments) of the first op of `spec` that fails on `image`."""
+  parsed = ops_lib._parse(spec, field)  # noqa: SLF001 - the op names of a spec, as built
+  for k in range(1, len(op.ops) + 1):
+    try:
+      ops_lib.Pipeline(op.ops[:k], op.takes_encoded)(image, tf.constant([0, 0], tf.int64))
+    except Exception:  # noqa: BLE001 - the op that cannot take the image
+      name, args = parsed[k - 1]
+      return f'{name}{args if args else ""}'
+  return 'the decode'
+
+
+def check_sizes(split: Split, op: ops_lib.Pipeline, spec: str, field: str, what: str) -> None:
+  """Runs `op` once on an image of each size `split` holds (known at start-up); raises ConfigError naming the op,
+  the size and a file of that size when an op cannot take it, or when sizes give different output shapes (one
+  batch needs one shape). Nothing is checked for a TFDS stream (sizes unknown before reading)."""
+  shapes = {}
+  for (h, w), (n, path) in sorted((split.image_sizes or {}).items()):
+    image = tf.io.encode_png(tf.zeros([h, w, 3], tf.uint8))
+    example = f' (e.g. {path})' if path else ''
+    try:
+      shapes[(h, w)] = tuple(op(image, tf.constant([0, 0], tf.int64)).shape)
+    except Exception as e:  # noqa: BLE001 - any failure of the ops on this size
+      raise ConfigError(field, f'op {_first_failing_op(op, spec, field, image)} of {spec!r} cannot take the '
+                        f'{h}x{w} images of the {what} split{example} ({type(e).__name__}); fix the op\'s size, or '
+                        f'start {field} with resize(N) or center_crop(N)') from None
+  if len(set(shapes.values())) > 1:
+    zb = min(shapes)
+    za = next(z for z in shapes if shapes[z] != shapes[zb])
+    sa, sb, path = shapes[za], shapes[zb], split.image_sizes[za][1]
+    raise ConfigError(field, f'{spec!r} turns the {za[0]}x{za[1]} images of the {what} split (e.g. {path}) into '
+                      f'{sa} but the {zb[0]}x{zb[1]} ones into {sb}; a batch needs one shape: start {field} with '
+                      'resize(N) (bilinear, to N x N), or make the images one size')
+  if len(shapes) > 1:
+    logging.warning('%s: the %s split holds images of %d sizes (%s); %r brings all to %s', field, what,
+                    len(shapes), ', '.join(f'{h}x{w}: {split.image_sizes[(h, w)][0]}' for h, w in shapes), spec,
+                    next(iter(shapes.values())))

@@ -44,6 +44,13 @@ class Split:
   process_index: int = 0       # whose part `stream` reads
   process_count: int = 1
   stream_shuffled: bool = False  # `stream` already shuffles example by example (no buffer shuffle needed)
+  # (height, width) -> (how many, one file of that size) when known before reading (decoded at start-up, or
+  # in memory); None for a TFDS stream. The host ops are checked against each size before compute.
+  image_sizes: Optional[dict] = None
+
+  def __post_init__(self):
+    if self.image_sizes is None and self.images is not None:
+      self.image_sizes = {tuple(self.images.shape[1:3]): (len(self.images), None)}
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -156,15 +163,38 @@ class CorruptImageError(ValueError):
   """An unreadable file in an image folder; the message names its path."""
 
 
-def _check_image(path: str) -> Optional[str]:
-  """None if PIL decodes the file fully, else the reason."""
+def _check_image(path: str) -> tuple[Optional[str], Optional[tuple[int, int]]]:
+  """(None, (height, width)) if PIL decodes the file fully, else (the reason, None)."""
   from PIL import Image
   try:
     with Image.open(path) as im:
       im.load()
-    return None
+      return None, (im.height, im.width)
   except Exception as e:  # noqa: BLE001 - any decode failure makes the file corrupt
-    return f'{type(e).__name__}: {e}'
+    return f'{type(e).__name__}: {e}', None
+
+
+def _class_dirs(root: str) -> list[str]:
+  return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if os.path.isdir(root) else []
+
+
+def _warn_class_mismatch(config, name: str, classes: list[str], root: str, labels: list[int]) -> None:
+  """Warnings for classes without training images (still model outputs) and, for another split, classes it
+  lacks and classes only it has (their images are left out: the model has no output for them)."""
+  counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
+  empty = [c for c, n in zip(classes, counts) if n == 0]
+  if name == 'train' and empty:
+    logging.warning('image_folder: class(es) %s have no training images; they remain outputs of the model',
+                    empty)
+  if name == 'train':
+    return
+  if empty:
+    logging.warning('image_folder: class(es) %s of train have no images in split %r', empty, name)
+  extra = [c for c in _class_dirs(root) if c not in classes]
+  if extra:
+    n = sum(len(os.listdir(os.path.join(root, c))) for c in extra)
+    logging.warning('image_folder: class(es) %s of split %r are not in train; their %d file(s) are left out',
+                    extra, name, n)
 
 
 def _load_image_folder(config, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
@@ -180,8 +210,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
   if not os.path.isdir(root):
     raise FileNotFoundError(f'config.data_dir: image folder split {name!r} not found: {root} (expected '
                             f'{config.data_dir}/{{train,val,...}}/CLASS/*.jpg)')
-  classes = sorted(d for d in os.listdir(os.path.join(config.data_dir, 'train'))
-                   if os.path.isdir(os.path.join(config.data_dir, 'train', d)))
+  classes = _class_dirs(os.path.join(config.data_dir, 'train'))
   paths, labels = [], []
   for i, c in enumerate(classes):
     d = os.path.join(root, c)
@@ -192,7 +221,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
         paths.append(os.path.join(d, f))
         labels.append(i)
   with concurrent.futures.ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
-    problems = list(pool.map(_check_image, paths))
+    problems, sizes = zip(*pool.map(_check_image, paths)) if paths else ((), ())
   bad = [(p, why) for p, why in zip(paths, problems) if why]
   if bad and not config.image_folder_skip_corrupt:
     listing = '\n'.join(f'  {p}: {why}' for p, why in bad[:20])
@@ -203,9 +232,15 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     keep = [not why for why in problems]
     paths = [p for p, k in zip(paths, keep) if k]
     labels = [l for l, k in zip(labels, keep) if k]
+    sizes = [z for z, k in zip(sizes, keep) if k]
+  _warn_class_mismatch(config, name, classes, root, labels)
   if sl is not None:
     a, b = _slice(len(paths), sl)
-    paths, labels = paths[a:b], labels[a:b]
+    paths, labels, sizes = paths[a:b], labels[a:b], sizes[a:b]
+  by_size: dict = {}
+  for p, z in zip(paths, sizes):
+    n, first = by_size.get(z, (0, p))
+    by_size[z] = (n + 1, first)
   a, b = _process_range(len(paths), process_index, process_count, train)
   local_paths, local_labels = np.array(paths[a:b]), np.array(labels[a:b], np.int32)
   mean, std = _MEAN_STD['imagenet']
@@ -218,4 +253,4 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     return ds.map(lambda p, l: {'image': tf.io.read_file(p), 'label': l},
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return Split(b - a, len(paths), len(classes), mean, std, stream=stream, process_index=process_index,
-               process_count=process_count, stream_shuffled=train)
+               process_count=process_count, stream_shuffled=train, image_sizes=by_size)
