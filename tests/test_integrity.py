@@ -89,7 +89,10 @@ def test_a_byte_flipped_checkpoint_is_set_aside_and_the_run_ends_equal_to_the_un
   flip_bytes(os.path.join(ckpt_dir(w), '64'))
   r = run(w, *ARGS, rc=None)
   assert r.rc == 0, r.tail()
-  assert re.search(r'step 64 .*fails its integrity check', r.stderr), r.tail()
+  # Which layer notices depends on where the flips land: Orbax/TensorStore when they hit compressed chunks or
+  # their index (seen in CI), the SHA-256 of the integrity item when the bytes still decode. Either way the
+  # checkpoint is set aside and the run resumes from the one before.
+  assert re.search(r'step 64 .*(fails its integrity check|is unreadable)', r.stderr), r.tail()
   assert resumed_from(r.stderr) == 56, r.tail()
   aside = os.listdir(w + '/checkpoints_unreadable')
   assert len(aside) == 1 and aside[0].startswith('64.'), aside
