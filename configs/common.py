@@ -67,7 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.image_folder_skip_corrupt = False  # dataset='image_folder': skip and count unreadable files
   c.train_split = 'train'
   c.eval_split = 'test'
-  c.image_size = 32
+  # The side of the square images the model receives, checked for every dataset before compute (each phase's
+  # pp and pp_eval must produce it); `digits` is also rendered at it. None: no check (digits at 32 px).
+  c.image_size = config_dict.placeholder(int)
   c.pp_eval = ''
   # Model and precision.
   c.model = 'preact_resnet18'

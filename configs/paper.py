@@ -211,7 +211,7 @@ def build(a: dict) -> ml_collections.ConfigDict:
   ds, model = a['dataset'], a['model']
   c.model = REGISTRY[model]
   if ds in ('cifar10', 'cifar100'):
-    c.dataset, std_pp = ds, common.CIFAR_PP
+    c.dataset, c.image_size, std_pp = ds, 32, common.CIFAR_PP
     c.optimizer.weight_decay = _CIFAR_SCHEDULES[model][6]
   elif ds == 'tinyimagenet':
     # Tiny-ImageNet as an image folder (launch/prepare_tiny_imagenet.py); labelled val split for eval.

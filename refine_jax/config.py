@@ -128,7 +128,10 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   _check_choice('model', config.model, tuple(registries.models))
   _check_type('model_kwargs', config.model_kwargs, (dict, ml_collections.ConfigDict), 'a dict')
   _check_choice('dtype', config.dtype, DTYPES)
-  _check_range('image_size', config.image_size, 8, 1024, what='an integer')
+  if config.image_size is not None:
+    _check_range('image_size', config.image_size, 8, 1024, what='an integer (or None: no check)')
+    if not isinstance(config.image_size, int):
+      raise ConfigError('image_size', f'must be an integer (or None: no check), got {config.image_size!r}')
   for f in ('batch_size', 'eval_batch_size'):
     _check_range(f, config[f], 1, what='a positive integer')
     if not isinstance(config[f], int):

@@ -111,10 +111,14 @@ def _load_splits(config) -> tuple[sources.Split, sources.Split, int]:
 
 
 def _check_sizes(config, plan: Plan, train: sources.Split, test: sources.Split) -> None:
-  """Every phase's host ops and pp_eval on each image size of their split, before anything is written."""
-  for p in plan.phases:
-    pipeline.check_sizes(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', config.train_split)
-  pipeline.check_sizes(test, plan.eval_ops(), config.pp_eval, 'pp_eval', config.eval_split)
+  """Every phase's host ops and pp_eval on each image size of their split, and the size they give against
+  `image_size`, before anything is written."""
+  checks = [(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', config.train_split) for p in plan.phases]
+  checks.append((test, plan.eval_ops(), config.pp_eval, 'pp_eval', config.eval_split))
+  for args in checks:
+    pipeline.check_sizes(*args)
+  for args in checks:  # image_size: what every phase and the eval give the model, for every dataset
+    pipeline.check_image_size(*args, config.image_size)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -329,7 +329,8 @@ def test_unreadable_and_non_state_dict_files(tmp_path):
 # --------------------------------------------------------------------------- through the entry points
 
 DIGITS = os.path.join(ROOT, 'configs', 'digits_demo.py')
-REFINE_ARGS = ['--config.model=resnet50', '--config.image_size=32', '--config.batch_size=8',
+REFINE_ARGS = ['--config.model=resnet50', '--config.image_size=32', '--config.phases.refine.pp=pad_crop(32,2)',
+               '--config.batch_size=8',
                '--config.train_split=train[:64]', '--config.eval_split=test[:16]', '--config.eval_batch_size=8',
                '--config.diag_examples=8', "--config.phase_order=('refine',)", '--config.phases.refine.steps=2',
                '--config.phases.refine.lr.base=1e-06', '--config.eval_every_steps=2',

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import read_rows, read_summary, run_main
+from tests.conftest import TFDS_DIR, read_rows, read_summary, run_main
 
 
 def _make_folder(root, per_class=(60, 10)):
@@ -135,4 +135,28 @@ def test_an_op_that_cannot_take_the_image_size_is_refused_before_compute(tmp_pat
   assert p.returncode == 2, p.stderr[-3000:]
   last = p.stderr.strip().splitlines()[-1]
   assert 'config.phases.augmented.pp' in last and 'pad_crop(64, 4)' in last and '32x32' in last, last
+  assert not w.exists()
+
+
+@pytest.mark.parametrize('dataset', ['image_folder', 'cifar10'])
+def test_image_size_is_checked_against_what_the_model_gets_for_every_dataset(dataset, tmp_path):
+  """image_size means one thing everywhere: the side of the images the model receives. 16 px out of the ops with
+  image_size=32 is refused before compute, naming image_size, the op string and the size; no workdir."""
+  if dataset == 'cifar10':
+    if not os.path.isdir(os.path.join(TFDS_DIR, 'cifar10')):
+      pytest.skip(f'no TFDS cifar10 under {TFDS_DIR}')
+    data = ['--config.dataset=cifar10', f'--config.data_dir={TFDS_DIR}', '--config.train_split=train[:64]',
+            '--config.eval_split=test[:16]', '--config.batch_size=8', '--config.eval_batch_size=8',
+            '--config.diag_examples=8']
+  else:
+    root = _png_folder(str(tmp_path / 'data'), {(s, c): [(32, 32)] * 4 for s in ('train', 'val') for c in 'ab'})
+    data = [f'--config.data_dir={root}', *SMALL]
+  w = tmp_path / 'w'
+  # digits_demo's pp is pad_crop(16,2): 16 px to the model; pp_eval resize(16) keeps eval consistent.
+  p = run_main('digits_demo.py', str(w), *data, '--config.pp_eval=resize(16)', '--config.image_size=32',
+               check=False)
+  assert p.returncode == 2, p.stderr[-3000:]
+  last = p.stderr.strip().splitlines()[-1]
+  assert 'config.image_size' in last and "'pad_crop(16,2)'" in last and '16x16' in last, last
+  assert 'image_size=16' in last and 'resize(32)' in last, last
   assert not w.exists()

@@ -61,6 +61,7 @@ def exp(base, aug_pp, mix=('none', None, None), refine_pp='std', std=CIFAR_STD, 
   """The expected settings of one config: `base` model settings, the augmented phase's host ops and mixing."""
   e = dict(base, aug_pp=aug_pp, mix=mix, refine_pp=std if refine_pp == 'std' else refine_pp, **over)
   e.setdefault('dropout', 0.0)
+  e.setdefault('image_size', 32)  # CIFAR's 32 x 32 (tiny/imagenet pass theirs)
   e.setdefault('order', ('augmented', 'refine'))
   return e
 

@@ -266,6 +266,20 @@ def output_shape(split: Split, op: ops_lib.Pipeline) -> tuple[int, ...]:
   return tuple(op(tf.convert_to_tensor(img), tf.constant([0, 0], tf.int64)).shape)
 
 
+def check_image_size(split: Split, op: ops_lib.Pipeline, spec: str, field: str, what: str,
+                     size: Optional[int]) -> None:
+  """Raises ConfigError('image_size') when `op` does not give the model `size` x `size` images of `split` (run
+  once on its first example, after `check_sizes`); nothing is checked when `size` is None."""
+  if size is None:
+    return
+  h, w = output_shape(split, op)[:2]
+  if (h, w) != (size, size):
+    raise ConfigError('image_size', f'{size}, but {field} {spec!r} gives the model {h}x{w} images of the {what} '
+                      f'split; allowed: image_size={h} if that is meant (or None: no check), or end {field} with '
+                      f'an op that makes {size}x{size} images (resize({size}), center_crop({size}), '
+                      f'pad_crop({size},4), ...)')
+
+
 def _first_failing_op(op: ops_lib.Pipeline, spec: str, field: str, image: tf.Tensor) -> str:
   """The name (and arguments) of the first op of `spec` that fails on `image`."""
   parsed = ops_lib._parse(spec, field)  # noqa: SLF001 - the op names of a spec, as built

@@ -24,6 +24,7 @@ _MEAN_STD = {
     'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 _IN_MEMORY_MAX_BYTES = 4 << 30
+DIGITS_DEFAULT_SIZE = 32  # digits' render size when config.image_size is None
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ def load(config, split: str, *, train: bool, process_index: int = 0, process_cou
   name = config.dataset
   mean, std = _MEAN_STD.get(name, _MEAN_STD['imagenet'])
   if name == 'digits':
-    images, labels = _digits(split, config.image_size)
+    images, labels = _digits(split, config.image_size or DIGITS_DEFAULT_SIZE)
     return Split(len(labels), len(labels), 10, mean, std, images=images, labels=labels)
   if name == 'image_folder':
     return _load_image_folder(config, split, train=train, process_index=process_index,
