@@ -89,14 +89,20 @@ class Checkpoints:
   def restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """`restore`, then the checksum (when the checkpoint has one) and finiteness checks; raises Corrupt."""
     state, meta = self.restore(step, abstract_state)
+    self._verify(step, state)
+    return state, meta
+
+  def _verify(self, step: int, state: Any) -> None:
+    """Raises Corrupt when the restored state's bytes differ from the checksum saved with checkpoint `step`
+    (when it has one), or hold NaN/inf."""
     host = _host_leaves(state)
     saved = self._saved_digest(step)
     if saved is not None and _digest_of(host) != saved:
-      raise Corrupt(f'the state\'s bytes do not match the checksum saved with it ({DIGEST} {saved[:12]}...)')
+      raise Corrupt(f'checkpoint {step}: the state\'s bytes do not match the checksum saved with it '
+                    f'({DIGEST} {saved[:12]}...)')
     bad = [n for n, x in host if x.dtype.kind in 'fc' and not np.isfinite(x).all()]
     if bad:
-      raise Corrupt(f'{len(bad)} tensors hold NaN or inf, e.g. {bad[0]}')
-    return state, meta
+      raise Corrupt(f'checkpoint {step}: {len(bad)} tensors hold NaN or inf, e.g. {bad[0]}')
 
   def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
     """The newest good checkpoint, falling back past unreadable or corrupt ones with a warning; None if none.
@@ -150,19 +156,23 @@ class Checkpoints:
     return dict(self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'])
 
   def restore_raw(self, step: int) -> tuple[dict, dict]:
-    """The checkpoint at `step` as plain nested dicts of arrays (no target structure needed), and its record."""
+    """The checkpoint at `step` as plain nested dicts of arrays (no target structure needed), and its record,
+    verified like `restore_verified` (raises Corrupt)."""
     out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
                                                            meta=ocp.args.JsonRestore()))
+    self._verify(step, out['state'])
     return out['state'], dict(out['meta'])
 
   def restore_latest_raw(self) -> Optional[tuple[dict, dict]]:
-    """The newest readable checkpoint as `restore_raw` gives it; None if none."""
+    """The newest good checkpoint as `restore_raw` gives it, falling back past unreadable or corrupt ones with
+    a warning (nothing is moved: the directory may be another run's); None if none."""
     for step in reversed(self.steps()):
       try:
         return self.restore_raw(step)
-      except Exception as e:  # noqa: BLE001
-        logging.warning('Checkpoint at step %d under %s is unreadable (%s: %s); trying the previous one.',
-                        step, self.directory, type(e).__name__, str(e)[:300])
+      except Corrupt as e:
+        self._warn(step, 'fails its integrity check', e)
+      except Exception as e:  # noqa: BLE001 - any read failure means "not a good checkpoint"
+        self._warn(step, 'is unreadable', e)
     return None
 
   def close(self) -> None:

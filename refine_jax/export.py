@@ -322,7 +322,11 @@ def export_workdir(workdir: str, out: str, step: Optional[int] = None, phase: Op
       step = steps[-1]
     elif step not in steps:
       raise ExportError(f'--step {step}: no such checkpoint; allowed: ' + ', '.join(map(str, steps)))
-    state, meta = ckpts.restore_raw(step)
+    try:
+      state, meta = ckpts.restore_raw(step)
+    except ckpt_lib.Corrupt as e:
+      raise ExportError(f'{e}; nothing was exported. Choose another --step (the checkpoints are: '
+                        + ', '.join(map(str, steps)) + ')') from None
   finally:
     ckpts.close()
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}

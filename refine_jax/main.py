@@ -12,7 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from refine_jax import cli
+from refine_jax import cli, signals
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file with get_config().')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and summaries.')
@@ -131,6 +131,14 @@ class _QuietLibraries:
 
 
 def main(argv) -> None:
+  restore_signals = signals.catch_early()  # before the heavy imports below: a signal now is kept, not lost
+  try:
+    _main(argv)
+  finally:
+    restore_signals()
+
+
+def _main(argv) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

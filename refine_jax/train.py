@@ -29,6 +29,7 @@ from refine_jax import export as export_lib
 from refine_jax import metrics as metrics_lib
 from refine_jax import plan as plan_lib
 from refine_jax import registries
+from refine_jax import signals
 from refine_jax import steps
 from refine_jax.data import ops as ops_lib
 from refine_jax.data import pipeline, sources
@@ -43,7 +44,7 @@ class _Signals:
   """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
 
   def __init__(self):
-    self.received: Optional[int] = None
+    self.received: Optional[int] = signals.received_early()  # one that came while `main` was importing
     self._old = {}
 
   def __enter__(self):
@@ -361,7 +362,7 @@ def _checkpoint_variables(config, root: str, state: steps.TrainState) -> tuple:
   with ckpt_lib.Checkpoints(ck_dir, read_only=True) as src:
     got = src.restore_latest_raw()
   if got is None:
-    raise ConfigError('init_from', f'no readable checkpoint under {root!r}; allowed: a workdir or its '
+    raise ConfigError('init_from', f'no readable, intact checkpoint under {root!r}; allowed: a workdir or its '
                       'checkpoints directory holding at least one checkpoint')
   other, meta = got
   params, stats = other['params'], other.get('batch_stats', {})

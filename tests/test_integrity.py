@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import glob
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,51 @@ def test_a_byte_flipped_checkpoint_is_set_aside_and_the_run_ends_equal_to_the_un
   assert_equals_reference(w, ref)
 
 
+def alter_digest(step_dir: str) -> str:
+  """Replaces the SHA-256 saved with a checkpoint by another valid-looking one (the array bytes untouched)."""
+  path = os.path.join(step_dir, 'integrity', 'metadata')
+  with open(path) as f:
+    item = json.load(f)
+  item['state_sha256'] = item['state_sha256'][::-1]
+  with open(path, 'w') as f:
+    json.dump(item, f)
+  return item['state_sha256']
+
+
+def test_a_checkpoint_whose_saved_checksum_differs_is_set_aside_by_the_checksum_alone(ref, tmp_path):
+  """The checksum path in isolation: checkpoint 64's arrays intact (they restore and are finite), its saved
+  digest altered. Only the SHA-256 comparison can notice: the re-run names it, moves it aside, resumes from 56
+  and ends bitwise on the reference."""
+  w = interrupted_copy(ref['workdir'], str(tmp_path / 'w'), 64)
+  alter_digest(os.path.join(ckpt_dir(w), '64'))
+  r = run(w, *ARGS, rc=None)
+  assert r.rc == 0, r.tail()
+  assert re.search(r'step 64 .*fails its integrity check .*do not match the checksum', r.stderr), r.tail()
+  assert 'is unreadable' not in r.stderr, r.tail()
+  assert resumed_from(r.stderr) == 56, r.tail()
+  aside = os.listdir(w + '/checkpoints_unreadable')
+  assert len(aside) == 1 and aside[0].startswith('64.'), aside
+  assert_equals_reference(w, ref)
+
+
+def test_init_from_passes_over_a_corrupt_checkpoint_of_the_source_and_moves_nothing(ref, tmp_path):
+  """init_from reads another run's newest checkpoint through the same checks: with 66's digest altered it warns,
+  initialises from 64 (the log names the step), and the source directory is left exactly as it was. The
+  checks are the log's and the source's."""
+  src = str(tmp_path / 'src')
+  shutil.copytree(ref['workdir'], src)
+  alter_digest(os.path.join(ckpt_dir(src), str(TOTAL)))
+  before = _bytes_of(src, 'checkpoints')
+  w = str(tmp_path / 'w')
+  r = run(w, *ARGS, f'--config.init_from={src}', '--config.phases.augmented.epochs=0.1',
+          '--config.phases.refine.epochs=0.1', rc=None)  # 2 + 2 steps
+  assert r.rc == 0, r.tail()
+  assert re.search(rf'step {TOTAL} .*fails its integrity check', r.stderr), r.tail()
+  prev = max(s for s in ref['steps'] if s < TOTAL)
+  assert f'initialised parameters from {src} (step {prev},' in r.stderr, r.tail()
+  assert _bytes_of(src, 'checkpoints') == before and not os.path.exists(ckpt_dir(src) + '_unreadable')
+
+
 def test_a_phase_that_rounds_to_zero_steps_is_refused_before_anything_is_written(tmp_path):
   """Finding 4: 0.01 of a 22-step epoch rounds to 0 steps: exit 2 naming the field, no workdir."""
   w = str(tmp_path / 'w')
@@ -130,6 +176,29 @@ def test_sigint_during_set_up_is_kept_and_exits_3(tmp_path, _subprocess_env):  #
   r.kill(signal.SIGINT)
   assert r.rc == 3, r.tail()
   assert 'preempted: received signal 2' in r.stderr and 'Traceback' not in r.stderr, r.tail()
+  assert not steps(w), steps(w)
+
+
+def test_sigint_while_main_is_still_importing_is_kept_and_exits_3(tmp_path, _subprocess_env):  # noqa: F811
+  """SIGINT as soon as JAX's native library is loaded (main is importing; no handler of the loop yet): caught
+  by main's first line, acted on once the loop's handlers take over — exit 3, the 'preempted' line, no
+  traceback, nothing trained. Before, it became a KeyboardInterrupt traceback, or was lost in a GC callback."""
+  w = str(tmp_path / 'w')
+  r = Run(w, *ARGS)
+
+  def importing_jax() -> bool:
+    try:
+      with open(f'/proc/{r.proc.pid}/maps') as f:
+        return '/jaxlib/' in f.read()
+    except OSError:
+      return False
+  if not os.path.exists('/proc/self/maps'):
+    r.kill()
+    pytest.skip('no /proc: cannot see when the process imports jax')
+  wait_for(r, importing_jax, 'jaxlib loaded')
+  r.kill(signal.SIGINT)
+  assert r.rc == 3, r.tail()
+  assert 'preempted: received signal 2 during set-up' in r.stderr and 'Traceback' not in r.stderr, r.tail()
   assert not steps(w), steps(w)
 
 
