@@ -82,3 +82,16 @@ def test_no_doc_says_a_table_could_not_be_read():
       if phrase in open(path, encoding='utf-8').read().lower():
         hits.append(os.path.relpath(path, ROOT))
   assert hits == []
+
+
+def test_rows_without_configs_are_listed_with_their_numbers():
+  """Table 2, Table 6 and the P-DARTS number: the README's small table gives paper.py's values, in order."""
+  text = open(os.path.join(ROOT, 'README.md')).read().split('\n## Configs\n', 1)[1].split('\n## ', 1)[0]
+  cells = {line.split('|')[1].strip().split(',')[0].split(' (')[0]: line.split('|')[2]
+           for line in text.splitlines() if line.startswith(('| Table 2', '| Table 6', '| text, P-DARTS'))}
+  assert set(cells) == {'Table 2', 'Table 6', 'text'}
+  for key, table in (('Table 2', 2), ('Table 6', 6), ('text', 0)):
+    rows = [r for r in paper_lib.rows(table) if table or r.model == 'pdarts']
+    want = [r.values[c] for r in rows for c in paper_lib.COLUMNS[table] if c in r.values]
+    got = [float(v) for v in NUMBER.findall(cells[key])]
+    assert got == want, (key, cells[key])
