@@ -193,12 +193,13 @@ def check_counts(counts: Sequence[int], min_per_class: int, where: str) -> None:
         f'its spectrum would stop short. Use a larger train_split, or lower --min_per_class knowingly')
 
 
-def _sums(batches: Iterable[tuple[np.ndarray, np.ndarray]], class_index: int) -> dict:
-  """{'all': sums, 'class': sums}: n, Σy, Σyyᵀ of y = x − shift (float64; shift = the group's first feature
-  vector, so Σyyᵀ − ΣyΣyᵀ/n keeps its precision)."""
-  acc: dict = {}
+def _sums(batches: Iterable[tuple[np.ndarray, np.ndarray]], class_index: int, num_classes: int) -> dict:
+  """{'all': sums, 'class': sums, 'counts': examples per class}: sums are n, Σy, Σyyᵀ of y = x − shift
+  (float64; shift = the group's first feature vector, so Σyyᵀ − ΣyΣyᵀ/n keeps its precision)."""
+  acc: dict = {'counts': np.zeros(num_classes, np.int64)}
   for f, labels in batches:
     f = f.astype(np.float64)
+    acc['counts'] += np.bincount(labels, minlength=num_classes)
     for key, x in (('all', f), ('class', f[labels == class_index])):
       if not len(x):
         continue
@@ -211,7 +212,7 @@ def _sums(batches: Iterable[tuple[np.ndarray, np.ndarray]], class_index: int) ->
 
 
 def spectrum_of(sums: dict, matrix: str) -> list[float]:
-  """Singular values (descending) of the scatter Σ(x − μ)(x − μ)ᵀ, or of the covariance = scatter / (n − 1)."""
+  """Singular values (descending) of the scatter Σ(x − μ)(x − μ)ᵀ, or of the covariance: scatter / (n − 1)."""
   n, s = sums['n'], sums['s']
   scatter = sums['ss'] - np.outer(s, s) / n
   m = scatter if matrix == 'scatter' else scatter / (n - 1)
@@ -249,21 +250,15 @@ def _run_spectra(run: dict, matrix: str, min_per_class: int, class_index: int) -
   for name, meta in run['picks'].items():
     if name == 'final' and meta['step'] == run['picks']['augmented']['step']:
       continue  # no refinement checkpoint: one curve
-    labels = []
-
-    def batches():
-      for f, l in feature_batches(run['workdir'], meta['step'], config=run['config'], data=run['data']):
-        labels.append(l)
-        out['feature_dim'] = int(f.shape[1])
-        yield f, l
-    sums = _sums(batches(), class_index)
-    counts = class_counts(np.concatenate(labels), split.num_classes)
+    sums = _sums(feature_batches(run['workdir'], meta['step'], config=run['config'], data=run['data']),
+                 class_index, split.num_classes)
+    counts = sums['counts'].tolist()
     check_counts(counts, min_per_class, run['where'])  # a streamed split: counted as its features came
     ck = {'step': int(meta['step']), 'phase': meta.get('phase'), 'epoch': meta.get('epoch'),
           'class': spectrum_of(sums['class'], matrix), 'all_class': spectrum_of(sums['all'], matrix)}
     ck.update(rank_class=rank(ck['class']), rank_all_class=rank(ck['all_class']))
     out['checkpoints'][name] = ck
-    out['class_counts'] = counts
+    out.update(class_counts=counts, feature_dim=len(sums['all']['s']))
   return out
 
 

@@ -335,9 +335,10 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
            'same examples, eval preprocessing), at the end of the augmented phase and after refinement. "measured '
            'over": the training split at the end of each phase (`phase_end_train_aug_loss`, '
            '`phase_end_train_clean_loss` in summary.json or the phase\'s last metrics.jsonl row) when the run '
-           'measured it, else the last evaluation\'s fixed subset of `diag_examples` training examples. After refinement R̂aug is under the refine phase\'s augmentation '
-           '(standard crop/flip, no mixing), as in the paper. The paper columns are its Table 2 row measured on '
-           'the same runs (CIFAR-100 PreActResNet-18 rows only; "—" elsewhere).')
+           'measured it, else the last evaluation\'s fixed subset of `diag_examples` training examples. After '
+           'refinement R̂aug is under the refine phase\'s augmentation (standard crop/flip, no mixing), as in the '
+           'paper. The paper columns are its Table 2 row measured on the same runs (CIFAR-100 PreActResNet-18 rows '
+           'only; "—" elsewhere).')
   L.append('')
   L += table2()
 

@@ -240,7 +240,7 @@ def test_spectrum(seed_runs, tmp_path):
       assert nonzero == ck['rank_class'] == min(d, n0 - 1), (nonzero, n0)
       assert ck['rank_all_class'] == int((want > 1e-9 * want[0]).sum())
       # The covariance option is the scatter / (n − 1): against np.cov directly.
-      sums = analyze._sums([(feats, labels)], 0)
+      sums = analyze._sums([(feats, labels)], 0, 10)
       np.testing.assert_allclose(analyze.spectrum_of(sums['class'], 'covariance'),
                                  np.linalg.svd(np.cov(x[labels == 0], rowvar=False), compute_uv=False),
                                  rtol=1e-6, atol=1e-9 * want[0])
