@@ -1,15 +1,31 @@
 """Analyses of finished runs: feature spectra (paper's Figure 3) and the switch-epoch ablation (Figure 4).
 
-    python -m refine_jax.analyze spectrum --workdir=W [--examples=N] [--out=PNG]
+    python -m refine_jax.analyze spectrum --workdir=W1 [--workdir=W2 ...] [--label=L1 --label=L2 ...] \
+        [--matrix=scatter|covariance] [--min_per_class=500] [--class_index=0] [--examples=N] [--out=PNG]
     python -m refine_jax.analyze sweep --config=C --workdir_root=R --total_epochs=T --switch_epochs=a,b,c \
         --seeds=0,1,2 [--dry_run] [--config.FIELD=VALUE ...]
     python -m refine_jax.analyze sweep_plot --workdir_root=R --out=PNG
 
-spectrum: singular values of the covariance of the penultimate features (the `intermediates/features` every
-  model sows), per class (intra-class, centred on the class mean) and over all classes, for the checkpoint at
-  the end of the augmented phase and for the final checkpoint. Features are those of the first N training
-  examples under the eval preprocessing, with the eval-mode model rebuilt from config.json in float32.
-  Writes the PNG (log scale) and a JSON of the numbers next to it (same name, .json).
+spectrum (Figure 3): singular values, largest to smallest, of the scatter matrix of the penultimate features
+  (the `intermediates/features` every model sows) of class `--class_index` (intra-class, centred on the class
+  mean) and of all classes (centred on the overall mean), over the run's WHOLE training split (or its first
+  `--examples`) under the eval preprocessing, with the eval-mode model rebuilt from config.json in float32; for
+  each run's checkpoint at the end of the augmented phase and its final checkpoint (one curve when the run has
+  no refinement). Runs are given by repeating `--workdir` (paths may hold commas); `--label` names them.
+  The figure has two rows (the class, all classes) and a column with every run overlaid followed by one column
+  per run, the paper's panels (Standard; Mixup and its refinement; AutoAugment and its refinement).
+  The matrix: `scatter` (default) S = Σ (x − μ)(x − μ)ᵀ, or `covariance` S / (n − 1). The paper says
+  "covariance", but its axes (class 0 ×10³, all classes ×10⁵ on CIFAR-100's 500-per-class, 50,000-example
+  training split) are a factor ~100 = 50,000 / 500 apart, what the scatter's growth with n gives and the
+  covariance's normalisation would remove; hence the default. Axis labels name the matrix, and linear axes are
+  scaled by a power of ten like the paper's.
+  A split with fewer than `--min_per_class` (default 500, CIFAR-100's per-class count) examples in any class is
+  refused, exit 2, before any feature is computed (from the labels where the split is in memory) and with
+  nothing written: n examples give a matrix of rank ≤ n − 1, a spectrum cut short (5,000 CIFAR-100 examples
+  leave ~50 per class against 512 dimensions).
+  Writes the PNG and a JSON next to it (same name, .json): the matrix and its definition, per run and
+  checkpoint the spectra and their ranks (values above RANK_RTOL × the largest), the class counts, and what each
+  panel drew.
 sweep: the runs of the ablation as the paper ran it: one run of T epochs whose Mixup is switched off at epoch a
   (augmented epochs = a, refine epochs = T − a; a = T means no refinement), the learning rate that of the whole
   run (refine lr schedule 'continue': the augmented phase's boundaries, in global epochs, still apply after the
@@ -31,7 +47,7 @@ import re
 import shlex
 import subprocess
 import sys
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +63,19 @@ from refine_jax import steps
 from refine_jax.data import ops as ops_lib
 from refine_jax.data import pipeline, sources
 
-SPECTRUM_FIG_IN, SPECTRUM_DPI = (12.0, 5.0), 100
+SPECTRUM_PANEL_IN, SPECTRUM_DPI = (5.0, 4.0), 100  # per panel: 2 rows x (runs + 1) columns
+MATRICES = ('scatter', 'covariance')  # the first is the default
+MATRIX_DEFINITIONS = {
+    'scatter': 'S = sum over examples of (x - mean)(x - mean)^T (= (n - 1) * np.cov(x, rowvar=False))',
+    'covariance': 'C = np.cov(x, rowvar=False) = S / (n - 1) (ddof=1)',
+}
+WHY_SCATTER = (
+    'The paper calls the matrix a covariance but its axes (class 0: x10^3, all classes: x10^5, for 50,000 CIFAR-100 '
+    'training examples) are two orders of magnitude apart, which the all-class matrix has over a class of 500 '
+    'examples only when it grows with the example count (50,000 / 500 = 100): the scatter, not the covariance, '
+    'whose two panels would be of a size. So the scatter is the default; --matrix=covariance divides by n - 1.')
+DEFAULT_MIN_PER_CLASS = 500  # CIFAR-100's (and Tiny-ImageNet's) training split: the paper's Figure 3 data
+RANK_RTOL = 1e-9  # a singular value counts as non-zero above this times the largest
 SWEEP_FIG_IN, SWEEP_DPI = (8.0, 5.0), 100
 SWEEP_DIR = re.compile(r'switch(?P<switch>[0-9.]+)_seed(?P<seed>-?\d+)$')
 
@@ -110,20 +138,20 @@ def restore_variables(workdir: str, step: int) -> dict:
   return variables
 
 
-def load_examples(config: dict, examples: int):
-  """(train Split, eval op, count): the run's training split under the eval preprocessing (its plan's)."""
+def load_examples(config: dict, examples: Optional[int] = None):
+  """(train Split, eval op, count): the run's training split under the eval preprocessing (its plan's); count
+  is the whole split, or its first `examples`."""
   cfg = ml_collections.ConfigDict(config)
   split = sources.load(cfg, cfg.train_split, train=True)
   plan = plan_lib.resolve(cfg, max(pipeline.steps_per_epoch(split, cfg.batch_size), 1), ops_lib.build)
-  return split, plan.eval_ops(), min(int(examples), split.num_examples)
+  n = split.num_examples if examples is None else min(int(examples), split.num_examples)
+  return split, plan.eval_ops(), n
 
 
-def extract_features(workdir: str, step: int, examples: int, *, config: Optional[dict] = None,
-                     batch_size: Optional[int] = None, data=None) -> tuple[np.ndarray, np.ndarray]:
-  """(features [n, D] float32, labels [n]) of the first `examples` training examples at checkpoint `step`.
-
-  `data` may pass a (split, op, count) from `load_examples` to reuse across checkpoints.
-  """
+def feature_batches(workdir: str, step: int, examples: Optional[int] = None, *, config: Optional[dict] = None,
+                    batch_size: Optional[int] = None, data=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """(features [b, D] float32, labels [b]) per eval batch of the training split (or its first `examples`), in
+  order, at checkpoint `step`, padding dropped. `data` may pass a (split, op, count) from `load_examples`."""
   config = config or read_config(workdir)
   split, op, n = data or load_examples(config, examples)
   model = models.get_model(config['model'], split.num_classes, dtype=jnp.float32,
@@ -138,91 +166,189 @@ def extract_features(workdir: str, step: int, examples: int, *, config: Optional
     return inter['intermediates']['features'][0]
 
   bs = int(batch_size or config.get('eval_batch_size') or 256)
-  feats, labels = [], []
   for b in pipeline.eval_batches(split, op, batch=bs, count=n):
     keep = b['mask'] > 0
-    f = np.asarray(feats_of(variables, b['image']))
-    feats.append(f[keep])
-    labels.append(b['label'][keep])
-  return np.concatenate(feats).astype(np.float32), np.concatenate(labels).astype(np.int64)
+    yield np.asarray(feats_of(variables, b['image']))[keep].astype(np.float32), b['label'][keep].astype(np.int64)
 
 
-def covariance_spectra(features: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
-  """Singular values (descending) of the all-class covariance and of each class's covariance (ddof=1).
-
-  Classes with fewer than 2 examples have no covariance and are left out.
-  """
-  f = np.asarray(features, np.float64)
-  out = {'all_class': np.linalg.svd(np.cov(f, rowvar=False), compute_uv=False).tolist(), 'intra_class': {},
-         'class_counts': {}}
-  for c in range(num_classes):
-    fc = f[labels == c]
-    out['class_counts'][str(c)] = int(len(fc))
-    if len(fc) >= 2:
-      out['intra_class'][str(c)] = np.linalg.svd(np.cov(fc, rowvar=False), compute_uv=False).tolist()
-  if out['intra_class']:
-    out['intra_class_mean'] = np.mean([v for v in out['intra_class'].values()], axis=0).tolist()
-  return out
+def extract_features(workdir: str, step: int, examples: Optional[int] = None, **kwargs) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+  """(features [n, D] float32, labels [n]) of `feature_batches`, concatenated."""
+  f, l = zip(*feature_batches(workdir, step, examples, **kwargs))
+  return np.concatenate(f), np.concatenate(l)
 
 
-def spectrum(workdir: str, examples: int, out_png: str) -> dict:
-  """Computes both checkpoints' spectra, writes the PNG and the JSON next to it; returns the JSON content."""
+def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
+  return np.bincount(np.asarray(labels, np.int64), minlength=num_classes).tolist()
+
+
+def check_counts(counts: Sequence[int], min_per_class: int, where: str) -> None:
+  """A ValueError naming --min_per_class, the first class with fewer examples, its count and the minimum."""
+  few = [(c, n) for c, n in enumerate(counts) if n < min_per_class]
+  if few:
+    c, n = few[0]
+    raise ValueError(
+        f'--min_per_class={min_per_class}: class {c} has {n} examples in {where} ({len(few)} of {len(counts)} '
+        f'classes have fewer than {min_per_class}); the {MATRICES[0]} of n examples has rank at most n − 1, so '
+        f'its spectrum would stop short. Use a larger train_split, or lower --min_per_class knowingly')
+
+
+def _sums(batches: Iterable[tuple[np.ndarray, np.ndarray]], class_index: int, num_classes: int) -> dict:
+  """{'all': sums, 'class': sums, 'counts': examples per class}: sums are n, Σy, Σyyᵀ of y = x − shift
+  (float64; shift = the group's first feature vector, so Σyyᵀ − ΣyΣyᵀ/n keeps its precision)."""
+  acc: dict = {'counts': np.zeros(num_classes, np.int64)}
+  for f, labels in batches:
+    f = f.astype(np.float64)
+    acc['counts'] += np.bincount(labels, minlength=num_classes)
+    for key, x in (('all', f), ('class', f[labels == class_index])):
+      if not len(x):
+        continue
+      a = acc.setdefault(key, {'n': 0, 'shift': x[0].copy(), 's': 0.0, 'ss': 0.0})
+      y = x - a['shift']
+      a['n'] += len(y)
+      a['s'] = a['s'] + y.sum(0)
+      a['ss'] = a['ss'] + y.T @ y
+  return acc
+
+
+def spectrum_of(sums: dict, matrix: str) -> list[float]:
+  """Singular values (descending) of the scatter Σ(x − μ)(x − μ)ᵀ, or of the covariance: scatter / (n − 1)."""
+  n, s = sums['n'], sums['s']
+  scatter = sums['ss'] - np.outer(s, s) / n
+  m = scatter if matrix == 'scatter' else scatter / (n - 1)
+  return np.linalg.svd(m, compute_uv=False).tolist()
+
+
+def rank(values: Sequence[float]) -> int:
+  """Singular values above RANK_RTOL times the largest."""
+  v = np.asarray(values)
+  return int((v > RANK_RTOL * v.max()).sum()) if len(v) and v.max() > 0 else 0
+
+
+def _prepare_run(workdir: str, label: str, examples: Optional[int], min_per_class: int, class_index: int) -> dict:
+  """What one workdir's spectra need, every refusal checked before any feature is computed."""
   config = read_config(workdir)
   picks = pick_checkpoints(checkpoint_metas(workdir))
   data = load_examples(config, examples)
-  split = data[0]
-  result = {'workdir': os.path.abspath(workdir), 'examples': data[2], 'num_classes': split.num_classes,
-            'split': config['train_split'], 'pp_eval': config.get('pp_eval', ''),
-            'covariance': 'np.cov(features, rowvar=False) (ddof=1); intra_class: per class, centred on the '
-                          'class mean; values: singular values, descending',
-            'checkpoints': {}}
-  for name, meta in picks.items():
-    feats, labels = extract_features(workdir, meta['step'], examples, config=config, data=data)
-    spec = covariance_spectra(feats, labels, split.num_classes)
-    result['feature_dim'] = int(feats.shape[1])
-    result['checkpoints'][name] = dict(spec, step=int(meta['step']), phase=meta.get('phase'),
-                                       epoch=meta.get('epoch'), batch_in_epoch=meta.get('batch_in_epoch'))
-  if picks['augmented']['step'] == picks['final']['step']:
-    result['note'] = 'the last checkpoint is the end of the augmented phase (no refinement checkpoint)'
-  w, h = plot_spectra(result, out_png)
+  split, _, n = data
+  if not 0 <= class_index < split.num_classes:
+    raise ValueError(f'--class_index={class_index}: {workdir} has classes 0 to {split.num_classes - 1}')
+  where = f'{workdir} ({config["train_split"]}' + ('' if n == split.num_examples else f', first {n}') + ')'
+  counts = None
+  if split.labels is not None:  # in memory: refuse from the labels, before running the model
+    counts = class_counts(split.labels[:n], split.num_classes)
+    check_counts(counts, min_per_class, where)
+  return {'workdir': workdir, 'label': label, 'config': config, 'picks': picks, 'data': data, 'where': where,
+          'counts': counts}
+
+
+def _run_spectra(run: dict, matrix: str, min_per_class: int, class_index: int) -> dict:
+  split, _, n = run['data']
+  out = {'workdir': os.path.abspath(run['workdir']), 'label': run['label'], 'split': run['config']['train_split'],
+         'examples': n, 'num_classes': split.num_classes, 'pp_eval': run['config'].get('pp_eval', ''),
+         'checkpoints': {}}
+  for name, meta in run['picks'].items():
+    if name == 'final' and meta['step'] == run['picks']['augmented']['step']:
+      continue  # no refinement checkpoint: one curve
+    sums = _sums(feature_batches(run['workdir'], meta['step'], config=run['config'], data=run['data']),
+                 class_index, split.num_classes)
+    counts = sums['counts'].tolist()
+    check_counts(counts, min_per_class, run['where'])  # a streamed split: counted as its features came
+    ck = {'step': int(meta['step']), 'phase': meta.get('phase'), 'epoch': meta.get('epoch'),
+          'class': spectrum_of(sums['class'], matrix), 'all_class': spectrum_of(sums['all'], matrix)}
+    ck.update(rank_class=rank(ck['class']), rank_all_class=rank(ck['all_class']))
+    out['checkpoints'][name] = ck
+    out.update(class_counts=counts, feature_dim=len(sums['all']['s']))
+  return out
+
+
+def spectrum(workdirs: Sequence[str], out_png: str, *, labels: Optional[Sequence[str]] = None,
+             matrix: str = 'scatter', min_per_class: int = DEFAULT_MIN_PER_CLASS, class_index: int = 0,
+             examples: Optional[int] = None, yscale: str = 'linear') -> dict:
+  """Figure 3 over several runs: writes the PNG and the JSON next to it; returns the JSON content.
+
+  Every workdir is read and every refusal (too few examples per class, a class index out of range, a missing
+  checkpoint of the augmented phase) raised before any feature is computed; nothing is written then.
+  """
+  if min_per_class < 2:
+    raise ValueError(f'--min_per_class={min_per_class}: at least 2 (a class of one example has no spread)')
+  if matrix not in MATRICES:
+    raise ValueError(f'--matrix={matrix!r}: allowed values {", ".join(MATRICES)}')
+  if yscale not in ('linear', 'log'):
+    raise ValueError(f'--yscale={yscale!r}: allowed values linear, log')
+  labels = list(labels or [os.path.basename(os.path.normpath(w)) for w in workdirs])
+  if len(labels) != len(workdirs):
+    raise ValueError(f'--label: {len(labels)} labels for {len(workdirs)} --workdir; give one per workdir, in order')
+  runs = [_prepare_run(w, l, examples, min_per_class, class_index) for w, l in zip(workdirs, labels)]
+  result = {'matrix': matrix, 'matrix_definition': MATRIX_DEFINITIONS[matrix], 'why_scatter_default': WHY_SCATTER,
+            'features': 'penultimate features (`intermediates/features`), eval-mode model in float32, training '
+                        'split under the eval preprocessing', 'class_index': class_index,
+            'min_per_class': min_per_class, 'rank_rtol': RANK_RTOL,
+            'runs': [_run_spectra(r, matrix, min_per_class, class_index) for r in runs]}
+  result['drawn'] = plot_spectra(result, out_png, yscale)
   result['png'] = os.path.abspath(out_png)
-  result['png_size'] = [w, h]
+  result['png_size'] = list(_spectrum_pixels(len(runs)))
   metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
   return result
 
 
-def plot_spectra(result: dict, out_png: str) -> tuple[int, int]:
+def _spectrum_pixels(num_runs: int) -> tuple[int, int]:
+  return _pixels(_spectrum_fig_in(num_runs), SPECTRUM_DPI)
+
+
+def _spectrum_fig_in(num_runs: int) -> tuple[float, float]:
+  return SPECTRUM_PANEL_IN[0] * (num_runs + 1), SPECTRUM_PANEL_IN[1] * 2
+
+
+def spectrum_curves(result: dict) -> list[dict]:
+  """One curve per run and checkpoint: label, run index, which matrix ('class' / 'all_class') values."""
+  out = []
+  for i, run in enumerate(result['runs']):
+    refined = 'final' in run['checkpoints']
+    for name, ck in run['checkpoints'].items():
+      if name == 'final':
+        label = f'{run["label"]} + refinement (step {ck["step"]})'
+      else:
+        label = f'{run["label"]}' + (' (end of augmented phase' if refined else ' (') + f', step {ck["step"]})'
+      out.append({'run': i, 'label': label, 'color': f'C{len(out) % 10}', 'checkpoint': ck})
+  return out
+
+
+def plot_spectra(result: dict, out_png: str, yscale: str = 'linear') -> list[dict]:
+  """Rows: class `class_index`, all classes. Columns: every run overlaid, then one per run (the paper's
+  panels: each run's augmented-phase end and its refinement). Linear axes scaled by a power of ten as the
+  paper's (×10^k in the label). Returns what each panel drew, read back from its lines."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  fig, (ax_c, ax_a) = plt.subplots(1, 2, figsize=SPECTRUM_FIG_IN, dpi=SPECTRUM_DPI)
-  colors = {'augmented': 'C1', 'final': 'C0'}
-  every = []
-  for name, ck in result['checkpoints'].items():
-    label = f'{name} (step {ck["step"]}, phase {ck["phase"]})'
-    col = colors.get(name, 'C2')
-    for i, v in enumerate(ck['intra_class'].values()):
-      ax_c.plot(np.arange(1, len(v) + 1), v, color=col, alpha=0.25, linewidth=0.8)
-      every += v
-    if 'intra_class_mean' in ck:
-      ax_c.plot(np.arange(1, len(ck['intra_class_mean']) + 1), ck['intra_class_mean'], color=col, linewidth=2,
-                label=f'{label}: mean over classes (thin: each class)')
-    ax_a.plot(np.arange(1, len(ck['all_class']) + 1), ck['all_class'], color=col, linewidth=2, label=label)
-    every += ck['all_class']
-  pos = [v for v in every if v > 0]
-  for ax, title in ((ax_c, 'intra-class covariance'), (ax_a, 'all-class covariance')):
-    ax.set_yscale('log')
-    if pos:
-      ax.set_ylim(max(min(pos), max(pos) * 1e-10) / 2, max(pos) * 2)
-    ax.set_xlabel('index (descending)')
-    ax.set_ylabel('singular value')
-    ax.set_title(f'{title}: penultimate features, {result["examples"]} training examples', fontsize=9)
-    ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=7)
+  runs, curves, c = result['runs'], spectrum_curves(result), result['class_index']
+  fig, axes = plt.subplots(2, len(runs) + 1, figsize=_spectrum_fig_in(len(runs)), dpi=SPECTRUM_DPI, squeeze=False)
+  matrix = result['matrix']
+  drawn = []
+  for row, (key, what) in enumerate((('class', f'class {c} (intra-class)'), ('all_class', 'all classes'))):
+    for col in range(len(runs) + 1):
+      ax = axes[row, col]
+      mine = curves if col == 0 else [k for k in curves if k['run'] == col - 1]
+      top = max(max(k['checkpoint'][key]) for k in mine)
+      k10 = int(np.floor(np.log10(top))) if yscale == 'linear' and top > 0 else 0
+      for k in mine:
+        v = np.asarray(k['checkpoint'][key]) / 10.0 ** k10
+        ax.plot(np.arange(1, len(v) + 1), v, color=k['color'], linewidth=1.5, label=k['label'])
+      ax.set_yscale(yscale)
+      unit = f' (×10^{k10})' if k10 else ''
+      ax.set_ylabel(f'singular value{unit} of the {matrix}, {what}', fontsize=8)
+      ax.set_xlabel('singular value index (ordered largest to smallest)', fontsize=8)
+      title = 'all runs' if col == 0 else runs[col - 1]['label']
+      ax.set_title(f'{title}: {what}', fontsize=9)
+      ax.grid(True, alpha=0.3)
+      ax.legend(fontsize=7)
+      drawn.append({'row': key, 'column': title, 'y_scale': 10.0 ** k10, 'ylabel': ax.get_ylabel(),
+                    'lines': [{'label': ln.get_label(), 'x': ln.get_xdata().tolist(), 'y': ln.get_ydata().tolist()}
+                              for ln in ax.get_lines()]})
   fig.tight_layout()
   fig.savefig(out_png, dpi=SPECTRUM_DPI)
   plt.close(fig)
-  return _pixels(SPECTRUM_FIG_IN, SPECTRUM_DPI)
+  return drawn
 
 
 # --------------------------------------------------------------------------- switch-epoch sweep
@@ -388,10 +514,19 @@ def _parser() -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(prog='python -m refine_jax.analyze', allow_abbrev=False,
                                description=__doc__.split('\n')[0])
   sub = ap.add_subparsers(dest='command', required=True)
-  p = sub.add_parser('spectrum', allow_abbrev=False, help='feature covariance spectra (Figure 3)')
-  p.add_argument('--workdir', required=True)
-  p.add_argument('--examples', type=int, default=5000, help='training examples to use (default 5000)')
-  p.add_argument('--out', default=None, help='PNG path (default WORKDIR/spectrum.png); JSON next to it')
+  p = sub.add_parser('spectrum', allow_abbrev=False, help='feature spectra of several runs (Figure 3)')
+  p.add_argument('--workdir', action='append', required=True,
+                 help='a run workdir; repeat the flag for several runs (overlaid, and one panel column each)')
+  p.add_argument('--label', action='append', default=None,
+                 help='legend name of each --workdir, in order (repeat; default: the workdir basenames)')
+  p.add_argument('--matrix', choices=MATRICES, default=MATRICES[0],
+                 help='scatter (default, see the module docstring) or covariance = scatter / (n - 1)')
+  p.add_argument('--min_per_class', type=int, default=DEFAULT_MIN_PER_CLASS,
+                 help=f'refuse a split with fewer examples in any class (default {DEFAULT_MIN_PER_CLASS})')
+  p.add_argument('--class_index', type=int, default=0, help='the intra-class panel\'s class (default 0)')
+  p.add_argument('--examples', type=int, default=None, help='only the first N training examples (default: all)')
+  p.add_argument('--yscale', choices=('linear', 'log'), default='linear', help='linear (the paper\'s) or log')
+  p.add_argument('--out', default=None, help='PNG path (default FIRST_WORKDIR/spectrum.png); JSON next to it')
   p = sub.add_parser('sweep', allow_abbrev=False, help='switch-epoch ablation runs (Figure 4)')
   p.add_argument('--config', required=True)
   p.add_argument('--workdir_root', required=True)
@@ -414,12 +549,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == 'spectrum':
       from absl import logging
       logging.set_verbosity(logging.ERROR)  # orbax's read-only notices
-      out = args.out or os.path.join(args.workdir, 'spectrum.png')
-      res = spectrum(args.workdir, args.examples, out)
+      out = args.out or os.path.join(args.workdir[0], 'spectrum.png')
+      res = spectrum(args.workdir, out, labels=args.label, matrix=args.matrix, min_per_class=args.min_per_class,
+                     class_index=args.class_index, examples=args.examples, yscale=args.yscale)
       w, h = res['png_size']
-      print(f'{out} ({w}x{h} px), {os.path.splitext(out)[0]}.json: feature_dim {res["feature_dim"]}, '
-            f'{res["examples"]} examples, steps ' + ', '.join(f'{k} {v["step"]}'
-                                                              for k, v in res['checkpoints'].items()))
+      print(f'{out} ({w}x{h} px), {os.path.splitext(out)[0]}.json: {res["matrix"]} of the penultimate features')
+      for r in res['runs']:
+        print(f'  {r["label"]}: {r["examples"]} examples (class {res["class_index"]}: '
+              f'{r["class_counts"][res["class_index"]]}), feature_dim {r["feature_dim"]}; '
+              + ', '.join(f'{k} step {v["step"]}: rank class {v["rank_class"]}, all {v["rank_all_class"]}'
+                          for k, v in r['checkpoints'].items()))
       return 0
     if args.command == 'sweep':
       return sweep(args, extra)

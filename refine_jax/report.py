@@ -7,12 +7,19 @@ Writes DIR/report.md (DIR defaults to the first workdir) and, per run, two PNGs:
     refinement marked by a vertical line (the paper's Figure 1);
   * accuracy_<run>.png: test top-1 accuracy against epoch, same marker.
 
-Tables (all numbers from each workdir's metrics.jsonl, never from the training loop):
-  * test top-1 ACCURACY in % (like the paper's Tables 1 and 4): best / last / median of the last 10 evals of
-    the 'augmented' phase (before refinement) and of the 'refine' phase (after refinement);
-  * train cross-entropy on clean vs augmented data (R̂clean, R̂aug; the paper's Table 2) at the end of each phase.
-Workdirs whose config.json agree except for the seed (and fields that do not change the experiment, such as
-paths and checkpoint cadence) form one group; a group of n > 1 runs shows mean ± sample std (ddof=1) over seeds.
+Tables (our numbers from each workdir's metrics.jsonl and summary.json, never from the training loop; the
+paper's from refine_jax/paper.py through each run's config field `paper_row`, "—" for our extensions):
+  * test top-1 ACCURACY in % (like the paper's Tables 1, 3, 4 and 5): best / last / median of the last 10 evals
+    of the 'augmented' phase (before refinement) and of the 'refine' phase (after refinement), and the paper's
+    row: Tables 1 and 3 "aug → ref", Table 4 "best / last", Table 5 "top-1 / top-5";
+  * the paper's Table 2 in ×10⁻³: R̂aug and R̂ (train cross-entropy on augmented and clean data) at the end
+    of the augmented phase and after refinement, measured over the training split at the phase's end where
+    the run did (`phase_end_train_aug_loss` / `phase_end_train_clean_loss` in summary.json's phases[phase],
+    else in the phase's last metrics.jsonl row that has them), else over the eval subset of `diag_examples`
+    (the last eval of the phase); the table says which, and gives the paper's Table 2 row measured on the same
+    runs (`paper.same_run`).
+The paper column is the row the config names; a run whose overrides change the experiment (a smaller model,
+fewer epochs) still shows that row, so read it as the target, not as a like-for-like number.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import sys
 from typing import Optional, Sequence
 
 from refine_jax import metrics as metrics_lib
+from refine_jax import paper as paper_lib
 
 PHASES = ('augmented', 'refine')
 # config.json fields that do not change what is trained: they may differ inside a group of seeds.
@@ -34,7 +42,12 @@ FIG_SIZE_IN = (8.0, 5.0)
 FIG_DPI = 100
 FIG_PIXELS = (int(FIG_SIZE_IN[0] * FIG_DPI), int(FIG_SIZE_IN[1] * FIG_DPI))  # (width, height)
 ACC_STATS = (('best_top1', 'best'), ('last_top1', 'last'), ('median_last10_top1', 'median of last 10'))
-LOSS_STATS = (('last_train_clean_loss', 'clean CE'), ('last_train_aug_loss', 'augmented CE'))
+# Table 2's columns per phase, in the paper's order (R̂aug, then R̂): (whole-split key in summary.json's
+# phases[phase], eval-subset key of metrics.phase_summary, label).
+LOSS_STATS = (('phase_end_train_aug_loss', 'last_train_aug_loss', 'R̂aug'),
+              ('phase_end_train_clean_loss', 'last_train_clean_loss', 'R̂'))
+TABLE2_SCALE = 1e3  # the paper prints Table 2 in units of 10⁻³
+NO_PAPER = '—'  # the paper column of an extension (no paper_row) or of a value the paper does not give
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -124,6 +137,68 @@ def group_descriptions(groups: Sequence[list[dict]]) -> list[str]:
   return out
 
 
+# --------------------------------------------------------------------------- the paper's numbers
+
+# Per table: (augmented columns, refined columns, what they are) of refine_jax/paper.py's COLUMNS.
+_PAPER_ACC = {1: (('aug',), ('ref',), ''), 3: (('aug',), ('ref',), ''), 0: (('aug',), ('ref',), ''),
+              4: (('aug_best', 'aug_last'), ('ref_best', 'ref_last'), 'best / last'),
+              5: (('aug_top1', 'aug_top5'), ('ref_top1', 'ref_top5'), 'top-1 / top-5'),
+              6: (('aug',), ('ref',), 'mAP')}
+_PAPER_T2 = ('aug_raug', 'aug_r', 'ref_raug', 'ref_r')  # the order of LOSS_STATS over PHASES
+
+
+def _num(v: Optional[float]) -> str:
+  return NO_PAPER if v is None else f'{v:g}'
+
+
+def paper_accuracy(config: dict) -> str:
+  """The paper's numbers of the config's `paper_row`, as its table gives them, e.g. 'T1: 78.95 → 80.85' or
+  'T4 best / last: 63.18 / 63.08 → 64.54 / 64.2' ("aug → ref"; only "aug" for a run without a refine phase);
+  NO_PAPER for an extension."""
+  key = config.get('paper_row')
+  if not key:
+    return NO_PAPER
+  r = paper_lib.row(key)
+  aug, ref, what = _PAPER_ACC[r.table]
+  text = ' / '.join(_num(r.value(c)) for c in aug)
+  if 'refine' in (config.get('phase_order') or PHASES) and any(r.value(c) is not None for c in ref):
+    text += ' → ' + ' / '.join(_num(r.value(c)) for c in ref)
+  return f'T{r.table}' + (f' {what}' if what else '') + f': {text}'
+
+
+def paper_table2(config: dict) -> list[str]:
+  """The paper's Table 2 cells (×10⁻³, in _PAPER_T2's order) of the row measured on the config's runs."""
+  key = config.get('paper_row')
+  rows = [] if not key else [r for r in (paper_lib.row(key),) + paper_lib.same_run(key) if r.table == 2]
+  return [_num(rows[0].value(c)) if rows else NO_PAPER for c in _PAPER_T2]
+
+
+def phase_end_loss(run: dict, phase: str, whole_key: str, subset_key: str) -> tuple[Optional[float], str]:
+  """(value, source): the phase-end measurement over the training split (summary.json's phases[phase], else
+  the phase's last metrics.jsonl row that has it; source 'whole' or 'whole:N' with N = `phase_end_examples`),
+  else the phase's last eval on the diag subset ('subset'); (None, 'none') without evals of the phase."""
+  rows = phase_rows(run['rows'], phase)
+  found = [((run['summary'] or {}).get('phases') or {}).get(phase) or {}] + [r for r in rows[::-1] if whole_key in r]
+  for rec in found:
+    if rec.get(whole_key) is not None:
+      n = rec.get('phase_end_examples')
+      return float(rec[whole_key]), 'whole' if n is None else f'whole:{n}'
+  s = metrics_lib.phase_summary(rows)
+  return (None, 'none') if s is None else (float(s[subset_key]), 'subset')
+
+
+def table2_source(sources: set[str], config: dict) -> str:
+  """What a group's Table 2 cells were measured over, from phase_end_loss's sources."""
+  got = sources - {'none'}
+  whole = sorted({s.split(':', 1)[1] for s in got if s.startswith('whole:')}, key=int)
+  where = 'training split at the phase end' + (f' ({", ".join(whole)} examples)' if whole else '')
+  if got and all(s.startswith('whole') for s in got):
+    return where
+  if got == {'subset'}:
+    return f'eval subset ({config.get("diag_examples", "?")} examples)'
+  return f'mixed: {where} where measured, else the eval subset' if got else '–'
+
+
 # --------------------------------------------------------------------------- plots
 
 
@@ -201,13 +276,29 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
 
   def table(whens, columns, scale: float, digits: int) -> list[str]:
     """One markdown table: a row per group, `columns` for each phase (before/after refinement)."""
-    head = ['group', 'n'] + [f'{when} {lab}' for when in whens for _, lab in columns]
+    head = ['group', 'n'] + [f'{when} {lab}' for when in whens for _, lab in columns] + ['paper']
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for gi, gs in enumerate(stats, 1):
+    for gi, (g, gs) in enumerate(zip(groups, stats), 1):
       cells = [f'G{gi}', str(len(gs))]
       for phase in PHASES:
         cells += [fmt(vals(gs, phase, k), scale, digits) for k, _ in columns]
-      out.append('| ' + ' | '.join(cells) + ' |')
+      out.append('| ' + ' | '.join(cells + [paper_accuracy(g[0]['config'])]) + ' |')
+    return out + ['']
+
+  def table2() -> list[str]:
+    """The paper's Table 2: R̂aug and R̂ ×10⁻³ per phase, which measurement, and the paper's row."""
+    ours = [f'{when} {lab}' for when in ('end of augmented', 'after refinement') for _, _, lab in LOSS_STATS]
+    head = ['group', 'n'] + ours + ['measured over'] + [f'paper {c}' for c in ours]
+    out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for gi, g in enumerate(groups, 1):
+      cells, sources = [f'G{gi}', str(len(g))], set()
+      for phase in PHASES:
+        for whole_key, subset_key, _ in LOSS_STATS:
+          got = [phase_end_loss(r, phase, whole_key, subset_key) for r in g]
+          sources |= {s for _, s in got}
+          cells.append(fmt([v for v, _ in got if v is not None], TABLE2_SCALE, 2))
+      cells.append(table2_source(sources, g[0]['config']))
+      out.append('| ' + ' | '.join(cells + paper_table2(g[0]['config'])) + ' |')
     return out + ['']
 
   L = ['# Refined data augmentation: report', '']
@@ -219,27 +310,37 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
   L.append('')
   for gi, (g, d) in enumerate(zip(groups, desc), 1):
     seeds = ', '.join(f'`{r["workdir"]}` (seed {r["config"].get("seed", "?")})' for r in g)
-    L.append(f'- **G{gi}**: {d}; n={len(g)}: {seeds}')
+    row = g[0]['config'].get('paper_row')
+    L.append(f'- **G{gi}**: {d}; paper row `{row}`' if row else f'- **G{gi}**: {d}; no paper row (extension)')
+    L[-1] += f'; n={len(g)}: {seeds}'
   if empty:
     L.append('')
     L.append('Skipped (no evaluations yet): ' + ', '.join(f'`{w}`' for w in empty))
   L.append('')
 
-  L.append('## Test top-1 accuracy (%) before and after refinement (Tables 1 and 4)')
+  L.append('## Test top-1 accuracy (%) before and after refinement (Tables 1, 3, 4 and 5)')
   L.append('')
   L.append('Values are test top-1 **accuracy in %** (error = 100 − accuracy). "before" = evaluations of the '
-           '`augmented` phase (its end is the start of refinement); "after" = evaluations of the `refine` phase.')
+           '`augmented` phase (its end is the start of refinement); "after" = evaluations of the `refine` phase. '
+           '"paper": the row the group\'s config names (`paper_row`), "aug → ref" as its table gives it (T1, T3: '
+           'the median of the last 10 epochs, mean of 3 runs, compare with our median column; T4: best / last; '
+           'T5: top-1 / top-5); "—" for an extension. A config overridden to a smaller run still names its row.')
   L.append('')
   L += table(('before', 'after'), ACC_STATS, 100.0, 2)
 
-  L.append('## Training cross-entropy, clean vs augmented data (Table 2)')
+  L.append('## Training cross-entropy ×10⁻³, augmented vs clean data (Table 2)')
   L.append('')
-  L.append('R̂clean = `train_clean_loss` (training examples, eval preprocessing), R̂aug = `train_aug_loss` '
-           '(the same examples under the phase\'s own augmentation), at the last evaluation of each phase. '
-           'In the refine phase "augmented" therefore means the refine phase\'s augmentation (usually standard '
-           'crop/flip, no mixing), not the intensive augmentation of the first phase.')
+  L.append('Cross-entropy in units of 10⁻³ (1.5 means 0.0015), as the paper prints its Table 2. R̂aug = '
+           '`train_aug_loss` (training examples under the phase\'s own augmentation), R̂ = `train_clean_loss` (the '
+           'same examples, eval preprocessing), at the end of the augmented phase and after refinement. "measured '
+           'over": the training split at the end of each phase (`phase_end_train_aug_loss`, '
+           '`phase_end_train_clean_loss` in summary.json or the phase\'s last metrics.jsonl row) when the run '
+           'measured it, else the last evaluation\'s fixed subset of `diag_examples` training examples. After '
+           'refinement R̂aug is under the refine phase\'s augmentation (standard crop/flip, no mixing), as in the '
+           'paper. The paper columns are its Table 2 row measured on the same runs (CIFAR-100 PreActResNet-18 rows '
+           'only; "—" elsewhere).')
   L.append('')
-  L += table(('end of augmented', 'end of refinement'), LOSS_STATS, 1.0, 4)
+  L += table2()
 
   L.append('## Per run')
   L.append('')

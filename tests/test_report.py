@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, TFDS_DIR, env_for, needs_cifar, read_rows, run_main
+from tests.conftest import ROOT, TFDS_DIR, env_for, needs_cifar, read_rows, read_summary, run_main
 
 CIFAR_SHORT = [
     f'--config.data_dir={TFDS_DIR}', '--config.model=resnet_tiny', '--config.train_split=train[:512]',
@@ -95,49 +95,79 @@ def _assert_cell(text: str, values: list[float], digits: int):
     assert std == pytest.approx(float(np.std(values, ddof=1)), abs=tol), (text, values)
 
 
-@needs_cifar
-def test_report_tables_and_plots(seed_runs, tmp_path):
-  # A third, hand-made run with another experiment (label smoothing) and no refine phase: its own group, n=1.
-  other = tmp_path / 'other'
-  other.mkdir()
-  cfg = json.load(open(os.path.join(seed_runs[0], 'config.json')))
-  cfg.update(label_smoothing=0.1, seed=5, phase_order=['augmented'])
-  (other / 'config.json').write_text(json.dumps(cfg))
+def _fake_run(root, base_workdir, name, summary=None, **config):
+  """A hand-made workdir: the first seed's config.json with `config` changed, no refine phase, three evals."""
+  d = root / name
+  d.mkdir()
+  cfg = json.load(open(os.path.join(base_workdir, 'config.json')))
+  cfg.update(phase_order=['augmented'], **config)
+  (d / 'config.json').write_text(json.dumps(cfg))
   fake = [{'step': 8 * i, 'epoch': i / 2, 'phase': 'augmented', 'lr': 0.1, 'test_top1': t, 'test_top5': 0.5,
            'test_loss': 2.0 - t, 'train_clean_loss': 1.5 + i, 'train_aug_loss': 1.7 + i, 'test_count': 256,
            'mix_gamma': 1.0, 'aug_prob': 1.0} for i, t in enumerate([0.10, 0.30, 0.20], 1)]
-  (other / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in fake))
+  (d / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in fake))
+  if summary is not None:
+    (d / 'summary.json').write_text(json.dumps(summary))
+  return str(d)
+
+
+@needs_cifar
+def test_report_tables_and_plots(seed_runs, tmp_path):
+  # Two hand-made runs of other experiments (label smoothing) without a refine phase, each its own group, n=1:
+  # one naming the paper's CIFAR-100 Mixup row, with whole-split phase-end losses in summary.json; one extension.
+  whole = {'phases': {'augmented': {'phase_end_train_aug_loss': 0.0047, 'phase_end_train_clean_loss': 0.0024,
+                                    'phase_end_examples': 512, 'last_train_aug_loss': 4.7,
+                                    'last_train_clean_loss': 4.5}}, 'final_top1': 0.2}
+  fakes = [_fake_run(tmp_path, seed_runs[0], 'other', whole, label_smoothing=0.1, seed=5,
+                     paper_row='table1/cifar100/preact18/mixup'),
+           _fake_run(tmp_path, seed_runs[0], 'ext', label_smoothing=0.2, seed=6, paper_row=None)]
 
   out = tmp_path / 'out'
-  p = _ok(_cli('refine_jax.report', *seed_runs, str(other), f'--out={out}'))
+  p = _ok(_cli('refine_jax.report', *seed_runs, *fakes, f'--out={out}'))
   assert p.stdout.strip().endswith('report.md')
   md = (out / 'report.md').read_text()
   tables = _tables(md)
   acc = next(v for k, v in tables.items() if k.startswith('Test top-1 accuracy'))
-  ce = next(v for k, v in tables.items() if k.startswith('Training cross-entropy'))
+  ce = next(v for k, v in tables.items() if k.startswith('Training cross-entropy ×10⁻³'))
   assert 'accuracy in %' in md
-  assert set(acc) == {'G1', 'G2'} and set(ce) == {'G1', 'G2'}
+  assert set(acc) == {'G1', 'G2', 'G3'} and set(ce) == {'G1', 'G2', 'G3'}
 
   # G1: the two seeds, mean ± std (ddof=1) of numbers computed here from metrics.jsonl.
   exp = [{ph: _expected_phase(read_rows(w), ph) for ph in ('augmented', 'refine')} for w in seed_runs]
   assert acc['G1'][0] == '2'
   for j, (ph, key) in enumerate([(ph, k) for ph in ('augmented', 'refine') for k in ('best', 'last', 'median')]):
     _assert_cell(acc['G1'][1 + j], [e[ph][key] for e in exp], 2)
-  assert ce['G1'][0] == '2'
-  for j, (ph, key) in enumerate([(ph, k) for ph in ('augmented', 'refine') for k in ('clean', 'aug')]):
-    _assert_cell(ce['G1'][1 + j], [e[ph][key] for e in exp], 4)
   # The std of two values is |a − b| / √2: check one cell that way too.
   a, b = exp[0]['refine']['last'], exp[1]['refine']['last']
   assert _cell(acc['G1'][5])[1] == pytest.approx(abs(a - b) / math.sqrt(2), abs=0.006)
+  # The paper column: Table 1, PreActResNet-18, CIFAR-10, Mixup (the config these runs were overridden from).
+  assert acc['G1'][7] == 'T1: 95.92 → 96.26'
 
-  # G2: the fake run, hand-computable: best 30, last 20, median of [10, 30, 20] = 20; no refine phase.
-  assert acc['G2'] == ['1', '30.00', '20.00', '20.00', '–', '–', '–']
-  assert ce['G2'] == ['1', '4.5000', '4.7000', '–', '–']
-  assert 'label_smoothing=0.1' in md
+  # Table 2 in ×10⁻³, R̂aug then R̂ per phase: these runs have no whole-split losses, so the eval subset's,
+  # which are summary.json's last_train_*_loss and metrics.jsonl's last row of each phase.
+  assert ce['G1'][0] == '2'
+  sums = [read_summary(w)['phases'] for w in seed_runs]
+  for j, (ph, key) in enumerate([(ph, k) for ph in ('augmented', 'refine') for k in ('aug', 'clean')]):
+    vals = [1e3 * e[ph][key] for e in exp]
+    assert vals == [1e3 * s[ph][f'last_train_{key}_loss'] for s in sums]
+    _assert_cell(ce['G1'][1 + j], vals, 2)
+  assert ce['G1'][5] == 'eval subset (128 examples)'
+  assert ce['G1'][6:] == ['—'] * 4  # Table 2 is CIFAR-100 only
+
+  # G2: best 30, last 20, median of [10, 30, 20] = 20; no refine phase; the paper's C100 Mixup row, aug only.
+  assert acc['G2'] == ['1', '30.00', '20.00', '20.00', '–', '–', '–', 'T1: 78.95']
+  # Whole-split values are preferred over the subset's (×10⁻³: 0.0047 → 4.70); the paper's Table 2 row.
+  assert ce['G2'] == ['1', '4.70', '2.40', '–', '–', 'training split at the phase end (512 examples)', '1356', '98',
+                      '4.7', '2.4']
+  # G3, an extension: the subset's last row (4.7, 4.5 → ×10³), no paper numbers.
+  assert acc['G3'][-1] == '—'
+  assert ce['G3'] == ['1', '4700.00', '4500.00', '–', '–', 'eval subset (128 examples)', '—', '—', '—', '—']
+  assert 'label_smoothing=0.1' in md and 'paper row `table1/cifar100/preact18/mixup`' in md
+  assert 'no paper row (extension)' in md
 
   # Two PNGs per run, each the stated pixel size.
   pngs = PNG_LINE.findall(md)
-  assert len(pngs) == 6
+  assert len(pngs) == 8
   assert {n.split('_', 1)[0] for n, _, _ in pngs} == {'loss', 'accuracy'}
   for name, w, h in pngs:
     with Image.open(out / name) as im:
@@ -146,74 +176,130 @@ def test_report_tables_and_plots(seed_runs, tmp_path):
       assert im.format == 'PNG'
 
 
+def test_table2_prefers_the_phase_end_measurement():
+  """summary.json's phase-end values, else a metrics.jsonl row's (the phase's last eval), else the subset's."""
+  from refine_jax import report
+  row = dict(test_top1=0.5, test_loss=1.0, train_clean_loss=0.25, train_aug_loss=0.75)
+  rows = [dict(row, step=8, phase='augmented'), dict(row, step=16, phase='augmented', phase_end_train_aug_loss=0.5,
+                                                     phase_end_examples=300),
+          dict(row, step=24, phase='refine')]
+  run = {'rows': rows, 'summary': None}
+  keys = ('phase_end_train_aug_loss', 'last_train_aug_loss')
+  assert report.phase_end_loss(run, 'augmented', *keys) == (0.5, 'whole:300')
+  assert report.phase_end_loss(run, 'refine', *keys) == (0.75, 'subset')
+  run['summary'] = {'phases': {'augmented': {'phase_end_train_aug_loss': 0.125}}}
+  assert report.phase_end_loss(run, 'augmented', *keys) == (0.125, 'whole')
+  assert report.phase_end_loss({'rows': rows[:1], 'summary': None}, 'refine', *keys) == (None, 'none')
+  assert report.table2_source({'whole:300', 'subset', 'none'}, {}) == ('mixed: training split at the phase end '
+                                                                      '(300 examples) where measured, else the '
+                                                                      'eval subset')
+
+
 # --------------------------------------------------------------------------- spectrum
+
+
+def _split_labels(wd):
+  import ml_collections
+  from refine_jax.data import sources
+  cfg = json.load(open(os.path.join(wd, 'config.json')))
+  return cfg, sources.load(ml_collections.ConfigDict(cfg), cfg['train_split'], train=True)
 
 
 @needs_cifar
 def test_spectrum(seed_runs, tmp_path):
+  """Figure 3 over the whole (512-example) split of both runs: the scatter's spectra equal numpy's on the same
+  features, class 0's has exactly min(d, n0 − 1) non-zero values, and the figure overlays both runs."""
   from refine_jax import analyze
-  wd, n_ex = seed_runs[0], 256
   png = tmp_path / 'spec.png'
-  p = _ok(_cli('refine_jax.analyze', 'spectrum', f'--workdir={wd}', f'--examples={n_ex}', f'--out={png}'))
+  p = _ok(_cli('refine_jax.analyze', 'spectrum', *(f'--workdir={w}' for w in seed_runs), '--label=Mixup A',
+               '--label=Mixup B', '--min_per_class=40', f'--out={png}'))
   res = json.load(open(tmp_path / 'spec.json'))
-  assert res['examples'] == n_ex and res['num_classes'] == 10
-  assert res['feature_dim'] == 64  # resnet_tiny: widths 16/32/64, pooled last stage
-  d = res['feature_dim']
-  cks = res['checkpoints']
-  assert set(cks) == {'augmented', 'final'}
-  assert (cks['augmented']['step'], cks['augmented']['phase']) == (32, 'augmented')  # end of the augmented phase
-  assert (cks['final']['step'], cks['final']['phase']) == (48, 'refine')
-  for ck in cks.values():
-    spectra = [ck['all_class']] + list(ck['intra_class'].values())
-    assert len(ck['intra_class']) == 10
-    for sv in spectra:
-      sv = np.asarray(sv)
-      assert sv.shape == (d,)
-      assert np.all(sv >= 0)
-      assert np.all(np.diff(sv) <= 0)
-    assert sum(ck['class_counts'].values()) == n_ex
-  assert not np.allclose(cks['augmented']['all_class'], cks['final']['all_class'])
+  assert res['matrix'] == 'scatter' and res['class_index'] == 0 and len(res['runs']) == 2
+  cfg, split = _split_labels(seed_runs[0])
+  counts = np.bincount(split.labels, minlength=10)
+  assert counts.sum() == 512 and counts.min() >= 40 and counts[0] < 64  # whole split; class 0 below d
+  n0 = int(counts[0])
+  for i, (wd, run) in enumerate(zip(seed_runs, res['runs'])):
+    assert run['examples'] == 512 and run['class_counts'] == counts.tolist()
+    assert run['feature_dim'] == 64  # resnet_tiny: widths 16/32/64, pooled last stage
+    d = run['feature_dim']
+    cks = run['checkpoints']
+    assert (cks['augmented']['step'], cks['augmented']['phase']) == (32, 'augmented')  # end of the augmented phase
+    assert (cks['final']['step'], cks['final']['phase']) == (48, 'refine')
+    for step, ck in ((32, cks['augmented']), (48, cks['final']))[i:]:  # the second run: its final one only
+      # Independently: the same features in this process, numpy's SVD of (n − 1)·np.cov.
+      feats, labels = analyze.extract_features(wd, step)
+      np.testing.assert_array_equal(labels, split.labels)
+      x = feats.astype(np.float64)
+      for key, xs in (('class', x[labels == 0]), ('all_class', x)):
+        want = np.linalg.svd((len(xs) - 1) * np.cov(xs, rowvar=False), compute_uv=False)
+        got = np.asarray(ck[key])
+        assert got.shape == (d,) and np.all(np.diff(got) <= 0)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * want[0])
+      nonzero = int((np.asarray(ck['class']) > 1e-9 * ck['class'][0]).sum())
+      assert nonzero == ck['rank_class'] == min(d, n0 - 1), (nonzero, n0)
+      assert ck['rank_all_class'] == int((want > 1e-9 * want[0]).sum())
+      # The covariance option is the scatter / (n − 1): against np.cov directly.
+      sums = analyze._sums([(feats, labels)], 0, 10)
+      np.testing.assert_allclose(analyze.spectrum_of(sums['class'], 'covariance'),
+                                 np.linalg.svd(np.cov(x[labels == 0], rowvar=False), compute_uv=False),
+                                 rtol=1e-6, atol=1e-9 * want[0])
+  assert not np.allclose(res['runs'][0]['checkpoints']['final']['class'],
+                         res['runs'][1]['checkpoints']['final']['class'])
+
+  # What the figure drew, read back from its lines: 2 rows x (all runs, run A, run B); the overlay panels hold
+  # both runs' two checkpoints; every line's values are the JSON's spectrum over the panel's ×10^k.
+  drawn = res['drawn']
+  assert [(q['row'], q['column']) for q in drawn] == [(r, c) for r in ('class', 'all_class')
+                                                      for c in ('all runs', 'Mixup A', 'Mixup B')]
+  for q in drawn:
+    labels = [ln['label'] for ln in q['lines']]
+    want = ['Mixup A (end of augmented phase, step 32)', 'Mixup A + refinement (step 48)',
+            'Mixup B (end of augmented phase, step 32)', 'Mixup B + refinement (step 48)']
+    assert labels == (want if q['column'] == 'all runs' else [l for l in want if l.startswith(q['column'])])
+    assert 'scatter' in q['ylabel'] and ('class 0' in q['ylabel']) == (q['row'] == 'class')
+    for ln in q['lines']:
+      run = res['runs'][0 if ln['label'].startswith('Mixup A') else 1]
+      ck = run['checkpoints']['final' if 'refinement' in ln['label'] else 'augmented']
+      np.testing.assert_allclose(np.asarray(ln['y']) * q['y_scale'], ck[q['row']], rtol=1e-12)
+      assert ln['x'] == list(range(1, 65))
   w, h = res['png_size']
   assert f'{w}x{h} px' in p.stdout
   with Image.open(png) as im:
     im.load()
     assert im.size == (w, h)
 
-  # Independently: the same features in this process; numpy's covariance eigenvalues (not an SVD).
-  feats, labels = analyze.extract_features(wd, 48, n_ex)
-  assert feats.shape == (n_ex, d)
-  # The labels are those of the first n examples of the training split, in order.
-  from refine_jax.data import sources
-  import ml_collections
-  cfg = json.load(open(os.path.join(wd, 'config.json')))
-  split = sources.load(ml_collections.ConfigDict(cfg), cfg['train_split'], train=True)
-  np.testing.assert_array_equal(labels, split.labels[:n_ex])
-  assert {str(c): int((labels == c).sum()) for c in range(10)} == cks['final']['class_counts']
-
-  x = feats.astype(np.float64)
-  xc = x - x.mean(0)
-  ev = np.sort(np.linalg.eigvalsh(xc.T @ xc / (len(x) - 1)))[::-1]
-  got = np.asarray(cks['final']['all_class'])
-  np.testing.assert_allclose(got, np.clip(ev, 0, None), rtol=1e-3, atol=1e-5 * ev[0])
-  for c in (0, 7):
-    fc = x[labels == c]
-    fc = fc - fc.mean(0)
-    evc = np.sort(np.linalg.eigvalsh(fc.T @ fc / (len(fc) - 1)))[::-1]
-    np.testing.assert_allclose(cks['final']['intra_class'][str(c)], np.clip(evc, 0, None), rtol=1e-3,
-                               atol=1e-5 * evc[0])
-
   # The sown features are the penultimate layer: the classifier applied to them gives the model's logits.
   import jax.numpy as jnp
   from refine_jax import models, steps
+  from refine_jax.data import pipeline
+  wd = seed_runs[0]
+  feats, _ = analyze.extract_features(wd, 48, 64)
   variables = analyze.restore_variables(wd, 48)
   model = models.get_model(cfg['model'], 10, dtype=jnp.float32, **dict(cfg.get('model_kwargs') or {}))
-  from refine_jax.data import pipeline
   _, eval_op, _ = analyze.load_examples(cfg, 64)
   batch = next(pipeline.eval_batches(split, eval_op, batch=64, count=64))
   logits = np.asarray(model.apply(variables, steps.normalize(batch['image'], split.mean, split.std), train=False))
   fc = variables['params']['fc']
-  np.testing.assert_allclose(feats[:64] @ np.asarray(fc['kernel']) + np.asarray(fc['bias']), logits,
+  np.testing.assert_allclose(feats @ np.asarray(fc['kernel']) + np.asarray(fc['bias']), logits,
                              rtol=1e-4, atol=1e-4)
+
+
+@needs_cifar
+def test_spectrum_refuses_too_few_examples_per_class(seed_runs, tmp_path, capsys):
+  from refine_jax import analyze
+  _, split = _split_labels(seed_runs[0])
+  counts = np.bincount(split.labels, minlength=10)
+  out = tmp_path / 'out'
+  out.mkdir()
+  # The default minimum, 500 per class, against ~51 here; then one --label too many.
+  assert analyze.main(['spectrum', f'--workdir={seed_runs[0]}', f'--workdir={seed_runs[1]}',
+                       f'--out={out / "s.png"}']) == 2
+  assert f'--min_per_class=500: class 0 has {counts[0]} examples in {seed_runs[0]}' in capsys.readouterr().err
+  assert analyze.main(['spectrum', f'--workdir={seed_runs[0]}', '--min_per_class=40', '--label=a', '--label=b',
+                       f'--out={out / "s.png"}']) == 2
+  assert '2 labels for 1 --workdir' in capsys.readouterr().err
+  assert os.listdir(out) == []
 
 
 # --------------------------------------------------------------------------- sweep
