@@ -1,13 +1,28 @@
-"""A small Table 1 on real CIFAR-10 that fits a 2-core CPU: standard vs Mixup vs Mixup + refinement vs
-CutMix + refinement at equal total epochs, several seeds, with clean and augmented training losses.
+"""A small Table 1 on real CIFAR-10, in the regime the paper studies, on a 2-core CPU; arms sharing a trunk are
+forked from it (`refine_jax.fork`), each seed paired across arms.
 
-    python bench/evidence.py --data_dir=../shared/data/tensorflow_datasets [--seeds=0,1,2] [--epochs=12]
-        [--refine_epochs=2] [--train_split=train[:5000]] [--root=bench/out/evidence]
+    python bench/evidence.py [--data_dir=../shared/data/tensorflow_datasets] [--seeds=0,1,2] [--epochs=T]
+        [--refine_epochs=r] [--train_split=train[:N]] [--width=W] [--root=bench/out/evidence2] [--dry_run]
+        [--probe] [--no_record]
 
-Every run is `python -m refine_jax.main` on configs/cifar10_preact18_*.py with `resnet_tiny`, a training
-subset, the full 10,000-image test split and a short multistep schedule (÷10 at 60% and 85% of the augmented
-epochs; refinement continues at the final rate). The table reports mean ± std over seeds of the final test
-top-1 and of the last R̂ / R̂aug; every run is listed, none dropped.
+Per seed s (the same seed = the same data order and keys until arms diverge):
+  standard          configs/cifar10_preact18_standard.py, T epochs (one phase)
+  mixup             configs/cifar10_preact18_mixup.py, Mixup T epochs (the trunk; checkpoints at T - r and T)
+  mixup_ref         fork of `mixup` at epoch T: + refinement r epochs       (Table 1's protocol: extra epochs)
+  mixup_budget      fork of `mixup` at epoch T - r: refinement r epochs     (Figure 4's fixed budget of T)
+  cutmix            configs/cifar10_preact18_cutmix.py, CutMix T epochs (the trunk)
+  cutmix_ref        fork of `cutmix` at epoch T: + refinement r epochs
+Every run: `resnet_tiny` of width W on the first N training images, evaluated on the full 10,000-image test
+split; lr 0.1 ÷10 at 40 % and 70 % of T (the paper's 150 / 275 of 400, rounded); refinement at the final rate
+0.001 (the paper's refinement rate for these schedules); batch 64. Cost per seed: 3T + 3r epochs instead of
+the 4T + 4r of separate runs.
+
+Statistics: per arm, over seeds, mean ± std of the final test top-1 and of the median of the evals in the last
+r epochs (the paper's "median of the last 10 epochs", over the same window for every arm), the last R̂ / R̂aug
+(the eval rows' diagnostics), and per seed the paired differences refined − unrefined. Every run is listed.
+`--probe` runs only `standard` and `mixup` of the first seed and prints the regime check: the standard arm's
+final R̂ (the paper's regime needs it near 0: ≤ 0.05) and Mixup's R̂aug / R̂ at the switch (≫ 1).
+Resumable: finished runs (summary.json at their last step) are skipped, unfinished ones resumed.
 """
 from __future__ import annotations
 
@@ -17,68 +32,224 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench import common  # noqa: E402
 
-ARMS = {  # name: (config, refine?)
-    'standard': ('cifar10_preact18_standard.py', False),
-    'Mixup': ('cifar10_preact18_mixup.py', False),
-    'Mixup + refinement': ('cifar10_preact18_mixup.py', True),
-    'CutMix + refinement': ('cifar10_preact18_cutmix.py', True),
+CONFIGS = {'standard': 'cifar10_preact18_standard.py', 'mixup': 'cifar10_preact18_mixup.py',
+           'cutmix': 'cifar10_preact18_cutmix.py'}
+# arm: (config, augmented epochs, refine epochs, parent arm, fork epoch) as functions of (T, r).
+ARMS = {
+    'standard': lambda T, r: ('standard', T, 0, None, None),
+    'mixup': lambda T, r: ('mixup', T, 0, None, None),
+    'mixup_ref': lambda T, r: ('mixup', T, r, 'mixup', T),
+    'mixup_budget': lambda T, r: ('mixup', T - r, r, 'mixup', T - r),
+    'cutmix': lambda T, r: ('cutmix', T, 0, None, None),
+    'cutmix_ref': lambda T, r: ('cutmix', T, r, 'cutmix', T),
 }
+LABELS = {'standard': 'Standard (T)', 'mixup': 'Mixup (T)', 'mixup_ref': 'Mixup (T) + refinement (r)',
+          'mixup_budget': 'Mixup (T − r) + refinement (r)', 'cutmix': 'CutMix (T)',
+          'cutmix_ref': 'CutMix (T) + refinement (r)'}
+PAIRS = (('mixup_ref', 'mixup'), ('mixup_budget', 'mixup'), ('cutmix_ref', 'cutmix'), ('mixup_ref', 'standard'))
 
 
-def command(arm: str, seed: int, a) -> tuple[list[str], str]:
-  config, refine = ARMS[arm]
-  aug_epochs = a.epochs - a.refine_epochs if refine else a.epochs
-  b = (round(0.6 * aug_epochs), round(0.85 * aug_epochs))
-  workdir = os.path.join(a.root, f'{arm.replace(" + ", "_").replace(" ", "_").lower()}_seed{seed}')
-  cmd = [sys.executable, '-m', 'refine_jax.main', f'--config=configs/{config}', f'--workdir={workdir}',
-         f'--config.data_dir={a.data_dir}', '--config.model=resnet_tiny', f'--config.train_split={a.train_split}',
-         f'--config.seed={seed}', f'--config.phases.augmented.epochs={aug_epochs}',
-         f'--config.phases.augmented.lr.boundaries_epochs={b}', '--config.eval_every_epochs=2',
-         '--config.diag_examples=2000', '--config.log_every_steps=1000']
-  cmd += ([f'--config.phases.refine.epochs={a.refine_epochs}'] if refine else ['--config.phase_order=augmented'])
-  return cmd, workdir
+def workdir(a, arm: str, seed: int) -> str:
+  return os.path.join(a.root, f'{arm}_seed{seed}')
+
+
+def overrides(a, arm: str, seed: int) -> list[str]:
+  cfg, aug, ref, _, _ = ARMS[arm](a.epochs, a.refine_epochs)
+  b = (round(0.4 * a.epochs), round(0.7 * a.epochs))
+  out = [f'--config.data_dir={a.data_dir}', '--config.model=resnet_tiny', f"--config.model_kwargs={{'width': {a.width}}}",
+         f'--config.train_split={a.train_split}', '--config.eval_split=test', f'--config.seed={seed}',
+         f'--config.batch_size={a.batch}', '--config.eval_batch_size=500', f'--config.diag_examples={a.diag}',
+         f'--config.phases.augmented.epochs={aug}', f'--config.phases.augmented.lr.boundaries_epochs={b}',
+         f'--config.eval_every_epochs={a.eval_every}', f'--config.checkpoint_every_epochs={a.refine_epochs}',
+         '--config.keep_checkpoints=1000', '--config.log_every_steps=1000']
+  if ref:
+    out += ["--config.phase_order=('augmented', 'refine')", f'--config.phases.refine.epochs={ref}',
+            '--config.phases.refine.lr.base=0.001']
+  else:
+    out += ["--config.phase_order=('augmented',)"]
+  return out
+
+
+def command(a, arm: str, seed: int) -> list[str]:
+  cfg, _, _, parent, at = ARMS[arm](a.epochs, a.refine_epochs)
+  w = workdir(a, arm, seed)
+  base = [f'--config=configs/{CONFIGS[cfg]}', f'--workdir={w}', *overrides(a, arm, seed)]
+  if parent is None or os.path.isdir(w):  # a fork that exists already resumes like any run
+    return [sys.executable, '-m', 'refine_jax.main', *base]
+  return [sys.executable, '-m', 'refine_jax.fork', f'--from={workdir(a, parent, seed)}', f'--at_epoch={at}', *base]
+
+
+def finished(w: str) -> bool:
+  try:
+    with open(os.path.join(w, 'summary.json')) as f:
+      s = json.load(f)
+    with open(os.path.join(w, 'metrics.jsonl')) as f:
+      last = max(json.loads(l)['step'] for l in f if l.strip())
+    return last == s['total_steps']
+  except (OSError, ValueError, KeyError):
+    return False
+
+
+def read_run(w: str) -> dict:
+  with open(os.path.join(w, 'summary.json')) as f:
+    s = json.load(f)
+  with open(os.path.join(w, 'metrics.jsonl')) as f:
+    rows = [json.loads(l) for l in f if l.strip()]
+  with open(os.path.join(w, 'config.json')) as f:
+    cfg = json.load(f)
+  return {'summary': s, 'rows': [r for r in rows if 'test_top1' in r], 'config': cfg}
+
+
+def run_stats(run: dict, window_epochs: float) -> dict:
+  rows = run['rows']
+  end = rows[-1]['epoch']
+  window = [r['test_top1'] for r in rows if r['epoch'] > end - window_epochs - 1e-9]
+  aug = [r for r in rows if r['phase'] == 'augmented'][-1]
+  return {'final_top1': rows[-1]['test_top1'], 'median_window_top1': statistics.median(window),
+          'window_evals': len(window), 'R': rows[-1]['train_clean_loss'], 'Raug': rows[-1]['train_aug_loss'],
+          'switch_R': aug['train_clean_loss'], 'switch_Raug': aug['train_aug_loss'],
+          'forked_from': run['config'].get('forked_from'), 'epochs': end}
+
+
+def ms(v, scale=100.0, digits=2) -> str:
+  v = [x * scale for x in v]
+  sd = statistics.stdev(v) if len(v) > 1 else 0.0
+  return f'{statistics.mean(v):.{digits}f} ± {sd:.{digits}f}'
+
+
+def tables(a, stats: dict, seeds: list[int]) -> str:
+  T, r = a.epochs, a.refine_epochs
+  lines = [f'Setting: resnet_tiny width {a.width}, CIFAR-10 `{a.train_split}`, test on all 10,000, T = {T}, '
+           f'r = {r}, batch {a.batch}, lr 0.1 ÷10 at epochs {round(0.4 * T)} and {round(0.7 * T)}, refinement '
+           f'at 0.001, seeds {",".join(map(str, seeds))}. Top-1 in %; R̂ / R̂aug are cross-entropies on '
+           f'{a.diag} training images.', '',
+           f'| arm | final test top-1 | median of the evals in the last {r} epochs | last R̂ | last R̂aug | '
+           'per-seed final top-1 | forked from |', '|---|---|---|---|---|---|---|']
+  for arm in ARMS:
+    got = [stats[(arm, s)] for s in seeds if (arm, s) in stats]
+    if not got:
+      continue
+    fork = got[0]['forked_from']
+    lines.append(f'| {LABELS[arm]} | {ms([g["final_top1"] for g in got])} | '
+                 f'{ms([g["median_window_top1"] for g in got])} | {ms([g["R"] for g in got], 1, 4)} | '
+                 f'{ms([g["Raug"] for g in got], 1, 4)} | '
+                 + ', '.join(f'{100 * g["final_top1"]:.2f}' for g in got)
+                 + f' | {"step " + str(fork["step"]) + " of " + os.path.basename(fork["workdir"]) if fork else "—"} |')
+  lines += ['', '| paired difference (same seed) | final top-1, mean ± std (pp) | per seed (pp) | '
+            f'median of last {r} epochs, mean ± std (pp) |', '|---|---|---|---|']
+  for x, y in PAIRS:
+    common_seeds = [s for s in seeds if (x, s) in stats and (y, s) in stats]
+    if not common_seeds:
+      continue
+    d = [stats[(x, s)]['final_top1'] - stats[(y, s)]['final_top1'] for s in common_seeds]
+    dm = [stats[(x, s)]['median_window_top1'] - stats[(y, s)]['median_window_top1'] for s in common_seeds]
+    lines.append(f'| {LABELS[x]} − {LABELS[y]} | {ms(d)} | ' + ', '.join(f'{100 * v:+.2f}' for v in d)
+                 + f' | {ms(dm)} |')
+  return '\n'.join(lines)
+
+
+def regime(stats: dict, seeds: list[int]) -> str:
+  std = [stats[('standard', s)]['R'] for s in seeds if ('standard', s) in stats]
+  mix = [(stats[('mixup', s)]['switch_Raug'], stats[('mixup', s)]['switch_R']) for s in seeds
+         if ('mixup', s) in stats]
+  out = []
+  if std:
+    out.append(f'standard arm final R̂: {", ".join(f"{v:.4f}" for v in std)} (regime needs ≤ 0.05: '
+               f'{"met" if max(std) <= 0.05 else "NOT met"})')
+  if mix:
+    out.append('Mixup at the switch, R̂aug / R̂: ' + ', '.join(f'{ra:.3f} / {rc:.4f} = {ra / rc:.1f}'
+                                                             for ra, rc in mix))
+  return '\n'.join(out)
+
+
+def figure(a, seed: int, out_png: str) -> str:
+  """Figure 1 for one seed: test top-1 and R̂ / R̂aug over epochs, Mixup (T) vs the two refined arms."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, (ax_a, ax_l) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+  # Mixup (T) first and wide: the refined arms share its curve up to their switch and are drawn over it.
+  for arm, col, lw in (('mixup', 'C1', 4.0), ('mixup_ref', 'C0', 1.5), ('mixup_budget', 'C2', 1.5)):
+    rows = read_run(workdir(a, arm, seed))['rows']
+    ep = [r['epoch'] for r in rows]
+    kw = dict(color=col, linewidth=lw, alpha=0.45 if arm == 'mixup' else 1.0)
+    ax_a.plot(ep, [100 * r['test_top1'] for r in rows], '-', label=LABELS[arm], **kw)
+    ax_l.plot(ep, [r['train_clean_loss'] for r in rows], '-', label=f'{LABELS[arm]}: R̂ (clean)', **kw)
+    ax_l.plot(ep, [r['train_aug_loss'] for r in rows], '--', label=f'{LABELS[arm]}: R̂aug', **kw)
+  for ax in (ax_a, ax_l):
+    for e, ls in ((a.epochs - a.refine_epochs, ':'), (a.epochs, '-.')):
+      ax.axvline(e, color='k', linestyle=ls, linewidth=0.8)
+    ax.set_xlabel('epoch')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+  ax_a.set_ylabel('test top-1 (%), 10,000 images')
+  ax_l.set_ylabel('training cross-entropy')
+  ax_l.set_yscale('log')
+  ax_a.set_title(f'seed {seed}: test accuracy (refinement starts at the dotted / dash-dotted lines)', fontsize=9)
+  ax_l.set_title(f'seed {seed}: clean vs augmented training loss ({a.diag} images)', fontsize=9)
+  fig.tight_layout()
+  fig.savefig(out_png)
+  plt.close(fig)
+  return out_png
 
 
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument('--data_dir', default=os.path.join(os.path.dirname(ROOT), 'shared/data/tensorflow_datasets'))
   ap.add_argument('--seeds', default='0,1,2')
-  ap.add_argument('--epochs', type=int, default=12)
-  ap.add_argument('--refine_epochs', type=int, default=2)
-  ap.add_argument('--train_split', default='train[:5000]')
-  ap.add_argument('--root', default=os.path.join(ROOT, 'bench', 'out', 'evidence'))
+  ap.add_argument('--epochs', type=int, default=40)
+  ap.add_argument('--refine_epochs', type=int, default=8)
+  ap.add_argument('--train_split', default='train[:4000]')
+  ap.add_argument('--width', type=int, default=16)
+  ap.add_argument('--batch', type=int, default=64)
+  ap.add_argument('--diag', type=int, default=2000)
+  ap.add_argument('--eval_every', type=float, default=2.0)
+  ap.add_argument('--root', default=os.path.join(ROOT, 'bench', 'out', 'evidence2'))
+  ap.add_argument('--probe', action='store_true', help='only standard and mixup of the first seed')
+  ap.add_argument('--dry_run', action='store_true')
+  ap.add_argument('--no_record', action='store_true')
   a = ap.parse_args()
+  if a.epochs % a.refine_epochs or a.refine_epochs >= a.epochs:
+    ap.error('--epochs must be a multiple of --refine_epochs and larger (checkpoints every r epochs)')
   seeds = [int(s) for s in a.seeds.split(',')]
-  results = {}
-  for arm in ARMS:
-    for seed in seeds:
-      cmd, w = command(arm, seed, a)
-      print(' '.join(cmd), flush=True)
-      subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-      with open(os.path.join(w, 'summary.json')) as f:
-        s = json.load(f)
-      last = s['phases']['refine' if 'refine' in s['phases'] else 'augmented']
-      aug_end = s['phases']['augmented']
-      results.setdefault(arm, []).append((s['final_top1'], aug_end['last_train_clean_loss'],
-                                          aug_end['last_train_aug_loss'], last['last_train_clean_loss'],
-                                          last['last_train_aug_loss']))
-
-  def ms(v):
-    return f'{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}'
-  rows = [f'| arm ({a.epochs} epochs, resnet_tiny, {a.train_split}, n={len(seeds)} seeds) | final test top-1 | '
-          'end of augmented phase R̂ / R̂aug | end of run R̂ / R̂aug | per-seed top-1 |', '|---|---|---|---|---|']
-  for arm, r in results.items():
-    cols = list(zip(*r))
-    rows.append(f'| {arm} | {ms(cols[0])} | {ms(cols[1])} / {ms(cols[2])} | {ms(cols[3])} / {ms(cols[4])} | '
-                + ', '.join(f'{v:.4f}' for v in cols[0]) + ' |')
-  table = '\n'.join(rows)
+  arms = ('standard', 'mixup') if a.probe else tuple(ARMS)
+  seeds = seeds[:1] if a.probe else seeds
+  t0, stats, walls = time.time(), {}, {}
+  for seed in seeds:
+    for arm in arms:
+      w, cmd = workdir(a, arm, seed), command(a, arm, seed)
+      if a.dry_run:
+        print(' '.join(cmd))
+        continue
+      if not finished(w):
+        t = time.time()
+        print(' '.join(cmd), flush=True)
+        os.makedirs(a.root, exist_ok=True)
+        with open(w + '.log', 'a') as log:
+          subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=log)
+        walls[(arm, seed)] = time.time() - t
+      stats[(arm, seed)] = run_stats(read_run(w), a.refine_epochs)
+  if a.dry_run:
+    return
+  wall = time.time() - t0
+  table = tables(a, stats, seeds) + '\n\nRegime check:\n' + regime(stats, seeds)
+  table += (f'\n\nWall time of this invocation: {wall:.0f} s ({len(walls)} runs trained now: '
+            + ', '.join(f'{k[0]}_seed{k[1]} {v:.0f} s' for k, v in walls.items()) + ').')
+  if not a.probe:
+    png = figure(a, seeds[0], os.path.join(a.root, 'figure1.png'))
+    table += f'\n\nFigure 1 (seed {seeds[0]}): `{os.path.relpath(png, ROOT)}`.'
   print(table)
-  common.append('Evidence: small Table 1 on CIFAR-10 (CPU)', table, ('jax', 'flax', 'tensorflow'))
+  with open(os.path.join(a.root, 'evidence.json'), 'w') as f:
+    json.dump({f'{k[0]}_seed{k[1]}': v for k, v in stats.items()}, f, indent=1)
+  if not a.no_record:
+    common.append('Evidence: Table 1 in the paper\'s regime, CIFAR-10 (CPU)' + (' — probe' if a.probe else ''),
+                  table, ('jax', 'flax', 'tensorflow'))
 
 
 if __name__ == '__main__':
