@@ -99,6 +99,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = config_dict.placeholder(int)
   c.keep_checkpoints = 3
   c.log_every_steps = 50
+  # Device batches made ready ahead of the step by a background thread (0: the loop transfers each itself).
+  c.prefetch_to_device = 2
   c.init_from = config_dict.placeholder(str)
   c.allow_config_change = False
   # The paper row this config reproduces: a key of refine_jax/paper.py ROWS, or None (an extension).

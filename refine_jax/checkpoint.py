@@ -1,7 +1,9 @@
 """Orbax checkpoints of a run: train state, a JSON record of step, phase and data position, and a checksum.
 
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a process killed
-mid-write leaves no half checkpoint behind. A checkpoint that is nevertheless unreadable (truncated by a failing
+mid-write leaves no half checkpoint behind. Saves are asynchronous: `save` returns once the state is copied to
+the host (and its checksum taken from that same state), the write and the rename finish in a background thread
+while training goes on; the next `save`, `wait` and `close` wait for it. A checkpoint that is nevertheless unreadable (truncated by a failing
 disk, say) or fails its integrity check (the SHA-256 of the state's bytes, saved as the JSON item
 'integrity' beside the record, and finiteness) is set
 aside with a warning and the one before it is used. A checkpoint that does not fit the target (other tensor
@@ -26,6 +28,7 @@ from orbax.checkpoint import checkpoint_managers as pp
 from refine_jax import metrics as metrics_lib
 
 DIGEST = 'state_sha256'  # the integrity item's key for the checksum of the state
+ASYNC_TIMEOUT_S = 1800  # how long the processes wait for each other to finish an asynchronous save
 
 
 class Mismatch(ValueError):
@@ -53,7 +56,8 @@ class Checkpoints:
     self._read_only = read_only
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,
-                                        cleanup_tmp_directories=not read_only)
+                                        cleanup_tmp_directories=not read_only, enable_async_checkpointing=True,
+                                        async_options=ocp.AsyncOptions(timeout_secs=ASYNC_TIMEOUT_S))
     handlers = {'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler(),
                 'integrity': ocp.JsonCheckpointHandler()}
     self._mngr = ocp.CheckpointManager(self.directory, options=opts, item_handlers=handlers)
@@ -62,11 +66,14 @@ class Checkpoints:
     return sorted(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, meta: dict) -> None:
-    """Saves `state` with `meta` and the checksum of the state's bytes (computed now, on the host)."""
+    """Saves `state` with `meta` and the checksum of the state's bytes (computed now, on the host, from this
+    state: the loop may donate its buffers to the next step as soon as this returns). Waits for the previous
+    save first; the write of this one goes on in the background (`wait`)."""
     self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
                                                   integrity=ocp.args.JsonSave({DIGEST: digest(state)})), force=True)
 
   def wait(self) -> None:
+    """Until the save in flight (if any) has finished and been renamed into place; raises if it failed."""
     self._mngr.wait_until_finished()
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:

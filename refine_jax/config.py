@@ -158,6 +158,10 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   _check_duration(config, 'checkpoint_every', '', required=False)
   _check_range('keep_checkpoints', config.keep_checkpoints, 1, what='an integer >= 1')
   _check_range('log_every_steps', config.log_every_steps, 1, what='an integer >= 1')
+  depth = _get(config, 'prefetch_to_device', 2)
+  if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 64:
+    raise ConfigError('prefetch_to_device', f'must be an integer in [0, 64] (device batches made ready ahead of '
+                      f'the step; 0 turns the prefetch thread off), got {depth!r}')
   _check_range('max_grad_norm', config.max_grad_norm, 0)
   _check_type('pp_eval', config.pp_eval, (str,), 'a preprocessing string')
   registries.check_pp(config.pp_eval, 'pp_eval')

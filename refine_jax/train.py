@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import ml_collections
@@ -83,7 +83,8 @@ def check_workdir(config, workdir: str) -> None:
   if old is None:
     return
   new = config_to_dict(config)
-  ignore = {'allow_config_change'} | ({'forked_from'} if 'forked_from' not in new else set())  # main resumes a fork
+  # allow_config_change and prefetch_to_device leave the trajectory alone; main resumes a fork.
+  ignore = {'allow_config_change', 'prefetch_to_device'} | ({'forked_from'} if 'forked_from' not in new else set())
   d = [x for x in config_lib.diff(old, new) if x[0].split('.')[0] not in ignore]
   if d:
     lines = '\n'.join(f'  {k}: {a!r} (in workdir) -> {b!r} (now)' for k, a, b in d)
@@ -181,7 +182,10 @@ class _Run:
       self.ckpts.close()
       raise
     self.step = int(self.state.step)
-    self.good_step = self.step if self.ckpts.steps() else None  # the newest checkpoint known to be intact
+    # The newest checkpoint known to be intact and finished (restored and verified, or saved completely), and
+    # the step of a save that may still be in flight (Orbax writes asynchronously while the loop goes on).
+    self.good_step = self.step if self.ckpts.steps() else None
+    self.saving: Optional[int] = None
     self.writer = metrics_lib.Writer(workdir)
     if metrics_lib.is_writer():
       metrics_lib.truncate_after(os.path.join(workdir, metrics_lib.METRICS), self.step)
@@ -192,6 +196,10 @@ class _Run:
     self.pending: list[tuple[int, jax.Array]] = []  # losses not yet checked
     self.t_start, self.imgs_seen = time.time(), 0
     self.t_last, self.step_last = self.t_start, self.step
+    # Seconds in the phase loops (from each phase's first compiled step), in evals and blocked in saves; the
+    # logged speed leaves out evals and saves (`_log`).
+    self.clock = {'loop': 0.0, 'eval': 0.0, 'save': 0.0}
+    self.paused = 0.0  # eval + save seconds since the last log line
 
   def train_phase(self, phase: Phase, sig: _Signals) -> None:
     """Trains from the current step to the phase's end (the host pipeline is rebuilt for the phase)."""
@@ -202,21 +210,27 @@ class _Run:
 
     def pp_for_epoch(e: int):
       return phase.host_ops(float(self.plan.aug_prob(max(phase.start, e * spe))))
-    batches = pipeline.train_batches(self.train, pp_for_epoch, batch=c.batch_size,
-                                     rows=pipeline.process_rows(self.sharding, c.batch_size),
-                                     steps_per_epoch=spe, seed=c.seed, start_step=self.step)
-    self.t_last, self.step_last, first = time.time(), self.step, True
-    while self.step < phase.end:
-      batch = pipeline.to_global(next(batches), self.sharding)
-      with jax.transfer_guard('disallow'):  # the step must find everything on device already
-        self.state, loss = step_fn(self.state, batch)
-      self.pending.append((self.step, loss))
-      self.step += 1
-      self.imgs_seen += c.batch_size
-      if first:  # the phase's first step: its compile time stays out of the speed
-        jax.block_until_ready(loss)
-        self.t_last, self.step_last, first = time.time(), self.step, False
-      self.on_step_end(phase, sig)
+    host = pipeline.train_batches(self.train, pp_for_epoch, batch=c.batch_size,
+                                  rows=pipeline.process_rows(self.sharding, c.batch_size),
+                                  steps_per_epoch=spe, seed=c.seed, start_step=self.step)
+    # Batches k+1.. are read and transferred by a thread while step k runs; the loop never blocks on the device
+    # (losses are read at log steps only). The phase's first dispatch returns once compiled: its speed starts then.
+    with pipeline.device_batches(host, self.sharding, c.prefetch_to_device) as batches:
+      self.t_last, self.step_last, t_loop = time.time(), self.step, None
+      try:
+        while self.step < phase.end:
+          batch = next(batches)
+          with jax.transfer_guard('disallow'):  # the step must find everything on device already
+            self.state, loss = step_fn(self.state, batch)
+          self.pending.append((self.step, loss))
+          self.step += 1
+          self.imgs_seen += c.batch_size
+          if t_loop is None:  # the phase's first step, compiled and dispatched
+            self.t_last = t_loop = time.time()
+            self.step_last, self.paused = self.step, 0.0
+          self.on_step_end(phase, sig)
+      finally:
+        self.clock['loop'] += time.time() - (t_loop or time.time())
 
   def on_step_end(self, phase: Phase, sig: _Signals) -> None:
     """The one place that decides, after each step, whether to log, evaluate, save or stop."""
@@ -224,48 +238,77 @@ class _Run:
     # All processes decide to stop at the same step (a signal may reach only one host).
     stop = sig.agreed(ev.sync)
     if ev.sync or stop:
-      last_loss = _check_finite(self.pending, phase, self.good_step)
+      last_loss = _check_finite(self.pending, phase, self._intact)
       self.pending = []
       if ev.log:
         self._log(phase, last_loss)
     if ev.eval:
+      t = time.time()
       row = self.evaluator(self.state, phase, step)
       self.writer.eval_row(row)
+      self._paused('eval', t)
       logging.info('eval step %d (%s): test_top1 %.4f test_loss %.4f train_clean_loss %.4f '
-                   'train_aug_loss %.4f', step, phase.name, row['test_top1'], row['test_loss'],
-                   row['train_clean_loss'], row['train_aug_loss'])
+                   'train_aug_loss %.4f (%.2fs)', step, phase.name, row['test_top1'], row['test_loss'],
+                   row['train_clean_loss'], row['train_aug_loss'], time.time() - t)
     if ev.save:
       self.save()
     if stop:
       if not ev.save:  # else saved just above; Orbax refuses a second save of a step
         self.save()
-      self.ckpts.wait()
+      self.ckpts.wait()  # the process may exit only once the save has finished
       raise Preempted(f'received signal {stop} at step {step} (phase {phase.name!r}); saved a '
                       f'checkpoint. Re-run the same command to resume from step {step}.')
 
   def _log(self, phase: Phase, loss: float) -> None:
     plan, step, bs = self.plan, self.step, self.config.batch_size
     dt = time.time() - self.t_last
-    # No speed yet on a phase's first step (its compile time is left out of the speed).
-    ips = (step - self.step_last) * bs / max(dt, 1e-9) if step > self.step_last else float('nan')
-    eta = _hms((plan.total_steps - step) * bs / ips) if ips > 0 else '?'
+    # Training speed: no speed yet on a phase's first step (its compile time is left out), and the seconds of
+    # evals and blocking saves in the interval left out (the ETA counts them).
+    n = (step - self.step_last) * bs
+    ips = n / max(dt - self.paused, 1e-9) if n else float('nan')
+    eta = _hms((plan.total_steps - step) * bs * dt / n) if n else '?'
     lr = float(plan.lr(step - 1))
     logging.info('step %d/%d  epoch %.2f  phase %s  loss %.4f  lr %.5g  %.0f images/s  ETA %s', step,
                  plan.total_steps, step / plan.steps_per_epoch, phase.name, loss, lr, ips, eta)
     speed = {'train/images_per_s': ips} if ips > 0 else {}
     self.writer.scalars(step, {'train/loss': loss, 'train/lr': lr, **speed})
-    self.t_last, self.step_last = time.time(), step
+    self.t_last, self.step_last, self.paused = time.time(), step, 0.0
+
+  def _paused(self, what: str, since: float) -> None:
+    dt = time.time() - since
+    self.clock[what] += dt
+    self.paused += dt
+
+  def _intact(self) -> str:
+    """The divergence message's promise, once a save in flight has finished: the checkpoint this run restored
+    (verified) or saved completely last."""
+    if self.saving is not None:
+      try:
+        self.ckpts.wait()
+        self.good_step = self.saving
+      except Exception as e:  # noqa: BLE001 - that save failed: the one before it stays the last good one
+        logging.warning('the checkpoint save of step %d failed (%s: %s)', self.saving, type(e).__name__, e)
+      self.saving = None
+    if self.good_step is None:
+      return 'no checkpoint was written'
+    return f'the last good checkpoint (step {self.good_step}) is intact'
 
   def save(self) -> None:
     step, plan = self.step, self.plan
     phase = plan.phase_at(step - 1) if step else plan.phases[0]
+    t = time.time()
     if not bool(self._all_finite(self.state)):
       raise Diverged(f'non-finite parameters or statistics after step {step} (phase {phase.name!r}); not saved, '
-                     f'so {_intact(self.good_step)}. Lower the learning rate or check the data.')
+                     f'so {self._intact()}. Lower the learning rate or check the data.')
     epoch, offset = divmod(step, plan.steps_per_epoch)
+    # Orbax first waits for the previous save (so it is finished: the last good one), copies the state to the
+    # host and returns; the write and its atomic rename finish in the background while the loop goes on.
     self.ckpts.save(step, self.state, {'step': step, 'phase': phase.name, 'epoch': epoch, 'batch_in_epoch': offset,
                                        'seed': plan.seed, 'total_steps': plan.total_steps})
-    self.good_step = step
+    if self.saving is not None:
+      self.good_step = self.saving
+    self.saving = step
+    self._paused('save', t)
 
   def close(self) -> None:
     self.ckpts.close()
@@ -282,25 +325,21 @@ class _Run:
     if metrics_lib.is_writer():
       metrics_lib.write_json_atomic(os.path.join(self.workdir, metrics_lib.SUMMARY), summary)
     if self.imgs_seen:
-      logging.info('trained %d images in %.1fs', self.imgs_seen, time.time() - self.t_start)
+      k = self.clock
+      logging.info('trained %d images in %.1fs (%.1fs in the phase loops, of which evaluation %.1fs and blocking '
+                   'checkpoint saves %.1fs)', self.imgs_seen, time.time() - self.t_start, k['loop'], k['eval'],
+                   k['save'])
     return summary
 
 
-def _intact(good_step: Optional[int]) -> str:
-  """The divergence message's promise: the checkpoint this run restored (verified) or saved last."""
-  if good_step is None:
-    return 'no checkpoint was written'
-  return f'the last good checkpoint (step {good_step}) is intact'
-
-
-def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, good_step: Optional[int]) -> float:
-  """The last pending loss; raises Diverged at the first non-finite one."""
+def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, intact: Callable[[], str]) -> float:
+  """The last pending loss; raises Diverged at the first non-finite one (`intact()` names the good checkpoint)."""
   losses = np.asarray(jax.device_get([l for _, l in pending]), np.float64)
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     s = pending[bad[0]][0]
     raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}); stopped without '
-                   f'saving, so {_intact(good_step)}. Lower the learning rate or check the data.')
+                   f'saving, so {intact()}. Lower the learning rate or check the data.')
   return float(losses[-1])
 
 

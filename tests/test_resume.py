@@ -414,6 +414,49 @@ def sigterm_on_checkpoint_step(d: str, get) -> dict:
   return {'workdir': w, 'run': r}
 
 
+@scenario
+def prefetch_off(d: str, get) -> dict:
+  """The reference's command with the device prefetch off: the loop reads and transfers each batch itself."""
+  w = os.path.join(d, 'w')
+  return {'workdir': w, 'run': run(w, *ARGS, '--config.prefetch_to_device=0')}
+
+
+ASYNC_ARGS = ARGS + ['--config.log_every_steps=1']  # every step logged: the loop's progress seen from outside
+
+
+def save_overtaken(w: str, r: Run) -> Optional[tuple[int, int]]:
+  """(step of a save in flight, newest step logged) once the loop has trained past a save still being written."""
+  flying = [int(n.split('.')[0]) for n in tmp_dirs(w)]
+  logged = [int(m) for m in re.findall(r'\] step (\d+)/', r.stderr)]
+  if flying and logged and max(logged) > min(flying):
+    return min(flying), max(logged)
+  return None
+
+
+@scenario
+def kill_async_save(d: str, get) -> dict:
+  """SIGKILL once the loop has gone on past a checkpoint whose asynchronous write is still in flight (its
+  temporary directory there, a later step logged); a kill counts once that directory outlived the process
+  (else the rename won the race: launch again, up to 6 times). Then the same command runs to the end."""
+  w = os.path.join(d, 'w')
+  kills = []
+  for _ in range(6):
+    r = Run(w, *ASYNC_ARGS)
+    deadline = time.monotonic() + TIMEOUT_S
+    while r.alive() and not save_overtaken(w, r):
+      assert time.monotonic() < deadline, r.tail()
+      time.sleep(POLL_S)
+    seen = save_overtaken(w, r)
+    if not r.alive():
+      r.wait()
+      break
+    r.kill()
+    kills.append({'seen': seen, 'in_flight_after': tmp_dirs(w), 'steps_after': steps(w), 'rows': rows_tolerant(w)})
+    if kills[-1]['in_flight_after']:
+      break
+  return {'workdir': w, 'kills': kills, 'final': run(w, *ASYNC_ARGS, rc=None)}
+
+
 class Launched:
   """The scenarios' results. With workers > 0 all of `names` start at once in a pool of that many threads; with
   workers == 0 (and under pytest-xdist, where a worker cannot tell which tests it will get) each scenario runs in
@@ -557,6 +600,33 @@ def test_sigterm_on_a_checkpoint_step_still_saves_and_exits_3(launched):
   assert max(steps(w)) == s and not tmp_dirs(w)
   state, meta = load_checkpoint(ckpt_dir(w), s)
   assert meta['step'] == s and int(state["['step']"]) == s
+
+
+@uses('reference', 'prefetch_off')
+def test_the_device_prefetch_off_ends_bit_for_bit_on_the_reference(launched, ref):
+  """The prefetch thread (on in the reference, depth 2) hands the loop the batches it would have read itself."""
+  got = launched.get('prefetch_off')
+  assert 'device-prefetch' not in got['run'].stderr, got['run'].tail()
+  assert_equals_reference(got['workdir'], ref)
+
+
+@uses('reference', 'kill_async_save')
+def test_sigkill_while_an_async_save_is_written_behind_the_loop_then_rerun_equals_uninterrupted(launched, ref):
+  """Saves are asynchronous: the loop trains on while checkpoint s is written. Killed then, the write is lost
+  (its temporary directory is what remains), the re-run resumes from the checkpoint before s and ends bitwise
+  on the reference."""
+  got = launched.get('kill_async_save')
+  kills, final = got['kills'], got['final']
+  trace = '\n'.join(f'  {k["seen"]} in flight after {k["in_flight_after"]} steps {k["steps_after"]}' for k in kills)
+  assert kills and kills[-1]['in_flight_after'], f'no kill with a save in flight behind the loop:\n{trace}'
+  flying, logged = kills[-1]['seen']
+  assert logged > flying and flying not in kills[-1]['steps_after'], trace
+  assert_rows_on_reference_path(kills[-1]['rows'], ref, 'killed run')
+  assert final.rc == 0, final.tail()
+  before = kills[-1]['steps_after']
+  assert resumed_from(final.stderr) == (max(before) if before else None), final.tail()
+  assert 'unreadable' not in final.stderr, final.tail()
+  assert_equals_reference(got['workdir'], ref)
 
 
 # --------------------------------------------------------------------------- 3. a damaged latest checkpoint

@@ -13,6 +13,8 @@ an image's pixels depend on its own seed only, never on the batch it lands in.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -258,6 +260,113 @@ def to_global(batch: Batch, sharding) -> dict:
   """Assembles the processes' local batches into global jax.Arrays sharded along the batch axis."""
   import jax
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+class DevicePrefetch:
+  """An iterator of device batches, `put(host_batch)` of each host batch in order, kept `depth` ahead.
+
+  A background thread takes batches from `host`, puts them on device (`put`, normally `to_global`) and queues
+  them, so batches k+1..k+depth are produced and transferred while step k runs. The order is `host`'s: the
+  loop sees exactly the batches it would have pulled itself. An exception in the thread is raised, the
+  original one, by the `next()` that would have returned the failing batch. `close()` (or leaving the `with`)
+  stops the thread, waits for it, and closes `host` in it (a generator is closed in the thread that runs it).
+  """
+
+  _END = object()
+
+  def __init__(self, host: Iterator, put: Callable, depth: int):
+    if depth < 1:
+      raise ValueError(f'depth must be >= 1, got {depth}')
+    self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._produce, args=(host, put), name='device-prefetch', daemon=True)
+    self._thread.start()
+
+  def _offer(self, item) -> bool:
+    """Queues `item` unless asked to stop first (a full queue is re-tried every 50 ms)."""
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _produce(self, host: Iterator, put: Callable) -> None:
+    try:
+      for b in host:
+        if not self._offer((put(b), None)):
+          return
+      self._offer((self._END, None))
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+      self._offer((None, e))
+    finally:
+      close = getattr(host, 'close', None)
+      if close is not None:
+        close()
+
+  def __iter__(self) -> 'DevicePrefetch':
+    return self
+
+  def __next__(self):
+    if self._stop.is_set():
+      raise StopIteration
+    item, error = self._queue.get()
+    if error is not None:
+      self.close()
+      raise error
+    if item is self._END:
+      self.close()
+      raise StopIteration
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    while self._thread.is_alive():
+      try:  # unblocks a producer waiting on a full queue at once
+        while True:
+          self._queue.get_nowait()
+      except queue.Empty:
+        pass
+      self._thread.join(timeout=0.05)
+
+  def __enter__(self) -> 'DevicePrefetch':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+def device_batches(host: Iterator[Batch], sharding, depth: int):
+  """`host`'s batches as global device arrays: prefetched `depth` ahead by a thread (`DevicePrefetch`), or, with
+  depth 0, put on device by the caller's `next()` itself. Either way a context manager that closes `host`."""
+  if depth:
+    return DevicePrefetch(host, lambda b: to_global(b, sharding), depth)
+  return _Inline(host, sharding)
+
+
+class _Inline:
+  """`device_batches` without a thread (depth 0): each `next()` reads the host batch and transfers it."""
+
+  def __init__(self, host: Iterator[Batch], sharding):
+    self._host, self._sharding = host, sharding
+
+  def __iter__(self) -> '_Inline':
+    return self
+
+  def __next__(self):
+    return to_global(next(self._host), self._sharding)
+
+  def close(self) -> None:
+    close = getattr(self._host, 'close', None)
+    if close is not None:
+      close()
+
+  def __enter__(self) -> '_Inline':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def output_shape(split: Split, op: ops_lib.Pipeline) -> tuple[int, ...]:

@@ -1,0 +1,191 @@
+"""Does the training loop keep the device busy? The real loop's images/s against the bare jitted step's.
+
+    python bench/bench_loop.py [--rounds=2] [--epochs=10] [--model=resnet_tiny] [--batch=128] [--smoke]
+
+One process, side by side, rounds interleaved (load drifts hit every variant):
+- bare: `steps.train_step` of the loop's own Env (same model, batch, mixing, optimizer), compiled once, on one
+  device-resident batch; images/s over a timed stretch of steps (blocked on at the end).
+- loop: `train.train_and_evaluate` in this process on CIFAR-10 from TFDS (AutoAugment + Cutout on the host,
+  Mixup on device) at the paper's cadence, eval every epoch (test metrics + R̂ + R̂aug) and a checkpoint every 10
+  epochs. Its images/s is the median of its own logged speeds (each log interval, evals and blocking saves
+  left out, the phase's first interval left out); the shares are its own clock (seconds in evals, and blocked
+  in saves, over seconds in the phase loop).
+- the same loop with the host made slower than the step (a bench-only `sleep(ms)` op, serialised, after the
+  augmentation), with the device prefetch on (depth 2) and off (0).
+
+The data are CIFAR-10 scaled down 1:20 with the paper's proportions kept: train[:2560] (20 steps of 128 an
+epoch), test[:512] (test / train = 1/5 as 10,000 / 50,000) and 128 diagnostic examples (about 2,000 / 50,000).
+A save costs the same whatever the epoch's length, so its share here is 20x its share on full CIFAR-10.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging as py_logging
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import logging  # noqa: E402
+from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
+
+from bench import common  # noqa: E402
+from configs import common as cfg_common  # noqa: E402
+from refine_jax import plan as plan_lib  # noqa: E402
+from refine_jax import steps  # noqa: E402
+from refine_jax import train  # noqa: E402
+from refine_jax.data import ops as ops_lib  # noqa: E402
+
+TFDS_DIR = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'tensorflow_datasets')
+HOST_PP = 'pad_crop(32,4)|flip_lr|autoaugment("cifar10")|cutout(16)'
+_SLEEP_LOCK = threading.Lock()
+
+
+@ops_lib.register('sleep')
+def sleep(ms: float):
+  """Bench only: holds each batch `ms` milliseconds, one batch at a time (a host stage of fixed throughput)."""
+  import tensorflow as tf
+
+  def wait(images):
+    with _SLEEP_LOCK:
+      time.sleep(ms / 1000)
+    return images
+
+  def fn(images, u):
+    out = tf.numpy_function(wait, [images], tf.uint8, stateful=True)
+    return tf.ensure_shape(out, images.shape)
+  return ops_lib.BatchOp(0, fn)
+
+
+def make_config(a, pp: str, prefetch: int):
+  c = cfg_common.get_config()
+  c.dataset, c.data_dir = 'cifar10', a.data_dir
+  c.train_split, c.eval_split = f'train[:{20 * a.batch}]', f'test[:{4 * a.batch}]'
+  c.model, c.batch_size, c.eval_batch_size, c.diag_examples = a.model, a.batch, a.batch, a.batch
+  c.phase_order = ('augmented',)
+  c.phases.augmented = cfg_common.phase(a.epochs, pp, cfg_common.mix('mixup', 1.0), cfg_common.lr('constant', 0.05))
+  c.eval_every_epochs, c.checkpoint_every_epochs, c.log_every_steps = 1.0, 10.0, a.log_every
+  c.prefetch_to_device = prefetch
+  return c
+
+
+class Bare:
+  """The loop's own step (Env from the same config and plan) on one device-resident batch."""
+
+  def __init__(self, config, steps_per_epoch: int):
+    plan = plan_lib.resolve(config, steps_per_epoch, ops_lib.build)
+    mesh = steps.make_mesh()
+    env = steps.make_env(config, plan, mesh, num_classes=10, mean=(125.0,) * 3, std=(63.0,) * 3)
+    rng = np.random.default_rng(0)
+    b = config.batch_size
+    self.batch = jax.device_put({'image': rng.integers(0, 256, (b, 32, 32, 3), dtype=np.uint8),
+                                 'label': rng.integers(0, 10, (b,), dtype=np.int32)}, NamedSharding(mesh, P('data')))
+    self.state = steps.init_state(env, (32, 32, 3), 0)
+    self.fn = jax.jit(functools.partial(steps.train_step, env, plan.phases[0].mix), donate_argnums=0)
+    self.run(2)  # compile and warm up
+
+  def run(self, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+      self.state, loss = self.fn(self.state, self.batch)
+    loss.block_until_ready()
+    return n * self.batch['label'].shape[0] / (time.perf_counter() - t)
+
+
+class Lines(py_logging.Handler):
+  def __init__(self):
+    super().__init__()
+    self.lines = []
+
+  def emit(self, record):
+    self.lines.append(record.getMessage())
+
+
+def run_loop(config) -> dict:
+  """train_and_evaluate in this process; its logged speeds and clock."""
+  w = tempfile.mkdtemp(prefix='bench_loop_')
+  h = Lines()
+  logging.get_absl_logger().addHandler(h)
+  try:
+    t = time.perf_counter()
+    train.train_and_evaluate(config, w)
+    wall = time.perf_counter() - t
+  finally:
+    logging.get_absl_logger().removeHandler(h)
+    shutil.rmtree(w, ignore_errors=True)
+  speeds = [float(m[1]) for l in h.lines if (m := re.match(r'step \d+/\d+ .* (\d+) images/s', l))]
+  evals = [float(m[1]) for l in h.lines if (m := re.match(r'eval step .*\(([\d.]+)s\)$', l))]
+  m = next(re.search(r'\(([\d.]+)s in the phase loops, of which evaluation ([\d.]+)s and blocking checkpoint '
+                     r'saves ([\d.]+)s\)', l) for l in h.lines if l.startswith('trained '))
+  loop, ev, save = (float(x) for x in m.groups())
+  return {'ips': statistics.median(speeds[1:] or speeds), 'loop_s': loop, 'eval_s': ev, 'save_s': save,
+          'first_eval_s': evals[0] if evals else 0.0, 'evals': len(evals), 'wall_s': wall}
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser()
+  ap.add_argument('--rounds', type=int, default=2)
+  ap.add_argument('--epochs', type=float, default=10)
+  ap.add_argument('--model', default='resnet_tiny')
+  ap.add_argument('--batch', type=int, default=128)
+  ap.add_argument('--log_every', type=int, default=5)
+  ap.add_argument('--bare_steps', type=int, default=60)
+  ap.add_argument('--slow_factor', type=float, default=1.5, help='host sleep per batch, in bare step times')
+  ap.add_argument('--data_dir', default=TFDS_DIR)
+  ap.add_argument('--smoke', action='store_true', help='tiny: 2 epochs, batch 16, 1 round, no record')
+  ap.add_argument('--no_record', action='store_true')
+  a = ap.parse_args()
+  logging.set_verbosity(logging.INFO)
+  if a.smoke:
+    a.rounds, a.epochs, a.batch, a.bare_steps, a.log_every, a.no_record = 1, 2, 16, 4, 2, True
+  bare = Bare(make_config(a, HOST_PP, 2), 20)
+  step_s = a.batch / bare.run(a.bare_steps)
+  slow_pp = f'{HOST_PP}|sleep({1000 * a.slow_factor * step_s:.0f})'
+  variants = {'loop': (HOST_PP, 2), 'loop, prefetch off': (HOST_PP, 0),
+              f'loop, host slower ({a.slow_factor:g}x step), prefetch 2': (slow_pp, 2),
+              f'loop, host slower ({a.slow_factor:g}x step), prefetch off': (slow_pp, 0)}
+  got = {'bare step': [], **{k: [] for k in variants}}
+  for r in range(a.rounds):
+    for name, (pp, depth) in variants.items():
+      got['bare step'].append({'ips': bare.run(a.bare_steps)})
+      got[name].append(run_loop(make_config(a, pp, depth)))
+      print(f'round {r + 1} {name}: {got[name][-1]} (bare {got["bare step"][-1]["ips"]:.0f})', flush=True)
+  bare_ips = statistics.median(x['ips'] for x in got['bare step'])
+  # Each loop run is divided by the bare step measured right before it (the load moves between runs).
+  adjacent = {k: [x['ips'] / b['ips'] for x, b in zip(got[k], got['bare step'][i::len(variants)])]
+              for i, k in enumerate(variants)}
+  rows = ['| variant | images/s (median of rounds) | ÷ bare step before it (median) | eval + diagnostics share | of it, steady '
+          '(first eval left out) | blocking checkpoint share | loop s |', '|---|---|---|---|---|---|---|',
+          f'| bare jitted step | {bare_ips:.0f} | 1.00 | | | | |']
+  for name in variants:
+    xs = got[name]
+    ips = statistics.median(x['ips'] for x in xs)
+    ev = statistics.median(x['eval_s'] / x['loop_s'] for x in xs)
+    ev_steady = statistics.median((x['eval_s'] - x['first_eval_s']) / (x['loop_s'] - x['first_eval_s'])
+                                  for x in xs)
+    sv = statistics.median(x['save_s'] / x['loop_s'] for x in xs)
+    loop_s = ', '.join(f'{x["loop_s"]:.1f}' for x in xs)
+    rows.append(f'| {name} | {ips:.0f} | {statistics.median(adjacent[name]):.3f} | {ev:.1%} | {ev_steady:.1%} | {sv:.2%} | {loop_s} |')
+  table = '\n'.join(rows) + (
+      f'\n\n{a.model}, batch {a.batch}, 32 px, float32, Mixup on device; host `{HOST_PP}`; {a.epochs:g} epochs of '
+      f'{20 * a.batch} images, eval every epoch, checkpoint every 10; bare step {step_s * 1000:.0f} ms; slow host '
+      f'`{slow_pp}`; rounds {a.rounds}, every loop variant after a bare-step measurement. Per round: '
+      + '; '.join(f'{k}: ' + ', '.join(f'{x["ips"]:.0f}' for x in v) for k, v in got.items()))
+  print(table)
+  if not a.no_record:
+    common.append(f'Training loop vs bare step ({jax.devices()[0].platform}, CIFAR-10)', table,
+                  ('jax', 'flax', 'orbax.checkpoint', 'tensorflow'))
+
+
+if __name__ == '__main__':
+  main()
