@@ -1,6 +1,6 @@
 """Does the training loop keep the device busy? The real loop's images/s against the bare jitted step's.
 
-    python bench/bench_loop.py [--rounds=2] [--epochs=10] [--model=resnet_tiny] [--batch=128] [--smoke]
+    python bench/bench_loop.py [--rounds=2] [--epochs=10] [--model=resnet_tiny] [--width=W] [--batch=128] [--smoke]
 
 One process, side by side, rounds interleaved (load drifts hit every variant):
 - bare: `steps.train_step` of the loop's own Env (same model, batch, mixing, optimizer), compiled once, on one
@@ -72,6 +72,8 @@ def make_config(a, pp: str, prefetch: int):
   c.dataset, c.data_dir = 'cifar10', a.data_dir
   c.train_split, c.eval_split = f'train[:{20 * a.batch}]', f'test[:{4 * a.batch}]'
   c.model, c.batch_size, c.eval_batch_size, c.diag_examples = a.model, a.batch, a.batch, a.batch
+  if a.width:
+    c.model_kwargs.width = a.width
   c.phase_order = ('augmented',)
   c.phases.augmented = cfg_common.phase(a.epochs, pp, cfg_common.mix('mixup', 1.0), cfg_common.lr('constant', 0.05))
   c.eval_every_epochs, c.checkpoint_every_epochs, c.log_every_steps = 1.0, 10.0, a.log_every
@@ -138,6 +140,7 @@ def main() -> None:
   ap.add_argument('--epochs', type=float, default=10)
   ap.add_argument('--model', default='resnet_tiny')
   ap.add_argument('--batch', type=int, default=128)
+  ap.add_argument('--width', type=int, default=None, help='model_kwargs width (resnet_tiny: 16 by default)')
   ap.add_argument('--log_every', type=int, default=5)
   ap.add_argument('--bare_steps', type=int, default=60)
   ap.add_argument('--slow_factor', type=float, default=1.5, help='host sleep per batch, in bare step times')
