@@ -17,7 +17,8 @@ sweep: the runs of the ablation as the paper ran it: one run of T epochs whose M
   (R/trunk/seed{s}, checkpoints kept at every switch: `fork_points_epochs`), and every switch is forked from it
   (`refine_jax.fork`): max(a) + Σ(T − a) epochs instead of N·T.
   Prints the commands (--dry_run) or runs them in order. Extra `--config.FIELD=VALUE` arguments are passed to
-  every run. Re-running the same sweep resumes or re-reports each run.
+  every run. The runs share a persistent XLA compilation cache in R/.jax_cache. Re-running the same sweep resumes
+  or re-reports each run.
 sweep_plot: test error (1 − summary.json's final_top1, in %) against the switch epoch: mean over seeds with
   min / max bars. Writes the PNG and a JSON of the numbers next to it.
 
@@ -289,6 +290,16 @@ def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epoch
   return runs
 
 
+def sweep_cache_env(workdir_root: str, environ) -> dict:
+  """The runs of a sweep share a persistent XLA compilation cache under R/.jax_cache (unless the caller set
+  one): the forks of a trunk compile the same eval and refine steps. A cached executable is the one a fresh
+  compile makes, so no number changes."""
+  if environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return {}
+  return {'JAX_COMPILATION_CACHE_DIR': os.path.join(os.path.abspath(workdir_root), '.jax_cache'),
+          'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', 'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '-1'}
+
+
 def sweep(args, overrides: Sequence[str]) -> int:
   switches = [float(v) for v in args.switch_epochs.split(',') if v.strip()]
   seeds = [int(v) for v in args.seeds.split(',') if v.strip()]
@@ -301,6 +312,7 @@ def sweep(args, overrides: Sequence[str]) -> int:
   failed = []
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p))
+  env.update(sweep_cache_env(args.workdir_root, os.environ))
   for i, r in enumerate(runs, 1):
     print(f'[{i}/{len(runs)}] {shlex.join(r["argv"])}', flush=True)
     rc = subprocess.run(r['argv'], env=env).returncode
