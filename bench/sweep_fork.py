@@ -7,8 +7,8 @@ Both sides run on configs/digits_demo.py (lr ÷10 at the given epochs of the who
 150 and 275 of 400; refine lr 'continue'), one seed, one process at a time. The sweep side runs exactly the
 commands `analyze sweep` runs (`analyze.sweep_runs`: the trunk in one process, then one fork per switch, with
 the sweep's shared compilation cache); the separate side runs `refine_jax.main` from scratch per switch, as a
-user would (no compilation cache). After the trunk, the two sides' processes alternate (separate run, fork,
-separate run, ...) so that both see the same load on a shared machine. Prints each process's wall time, the
+user would (no compilation cache). The two sides' processes alternate (separate run, trunk, fork,
+separate run, fork, ...) so that both see the same load on a shared machine. Prints each process's wall time, the
 sums, their ratio, the epochs each side trained, the load average, and whether every switch's metrics.jsonl
 is the same on both sides (it must be: a fork equals the run from scratch).
 """
@@ -55,14 +55,17 @@ def main():
   sweep_env = dict(env, **analyze.sweep_cache_env(f'{args.root}/sweep', env))
   runs = analyze.sweep_runs(cfg, f'{args.root}/sweep', T, switches, [0], common, python=sys.executable)
   trunk, forks = runs[0], {r['switch_epoch']: r for r in runs[1:]}
-  load0 = os.getloadavg()
-  t_sweep, t_sep = [_timed(trunk['argv'], sweep_env)], []
-  for a in switches:
+  def separate(a):
     argv = [sys.executable, '-m', 'refine_jax.main', f'--config={cfg}', f'--workdir={args.root}/separate/s{a:g}',
             f'--config.phases.augmented.epochs={a:g}', *common]
     argv += (['--config.phase_order=("augmented",)'] if a == T else
              [f'--config.phases.refine.epochs={T - a:g}', '--config.phases.refine.lr.schedule=continue'])
-    t_sep.append(_timed(argv, env))
+    return _timed(argv, env)
+  load0 = os.getloadavg()
+  t_sep = [separate(switches[0])]  # before the trunk: neither side's first process runs alone at the start
+  t_sweep = [_timed(trunk['argv'], sweep_env), _timed(forks[switches[0]]['argv'], sweep_env)]
+  for a in switches[1:]:
+    t_sep.append(separate(a))
     t_sweep.append(_timed(forks[a]['argv'], sweep_env))
   load1 = os.getloadavg()
   same = all(_rows(forks[a]['workdir']) == _rows(f'{args.root}/separate/s{a:g}') for a in switches)
