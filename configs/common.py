@@ -95,9 +95,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_every_epochs = 1.0
   c.eval_every_steps = config_dict.placeholder(int)
   c.diag_examples = 2000
+  # Table 2 at the paper's resolution: R̂ and R̂aug over the whole training split at the end of each phase
+  # (keys phase_end_* of the phase's last eval row and of summary.json). None: the whole split; 0: off;
+  # N: the first N training examples.
+  c.phase_end_diag_examples = config_dict.placeholder(int)
   c.checkpoint_every_epochs = 10.0
   c.checkpoint_every_steps = config_dict.placeholder(int)
   c.keep_checkpoints = 3
+  # Extra steps (global) at which the run also evaluates, saves a checkpoint and keeps it: the points later
+  # forks start from (`analyze sweep` trains each seed's trunk once with its switch epochs here).
+  c.fork_points_epochs = ()
+  c.fork_points_steps = ()
   c.log_every_steps = 50
   # Device batches made ready ahead of the step by a background thread (0: the loop transfers each itself).
   c.prefetch_to_device = 2

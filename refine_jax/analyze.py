@@ -29,10 +29,12 @@ spectrum (Figure 3): singular values, largest to smallest, of the scatter matrix
 sweep: the runs of the ablation as the paper ran it: one run of T epochs whose Mixup is switched off at epoch a
   (augmented epochs = a, refine epochs = T − a; a = T means no refinement), the learning rate that of the whole
   run (refine lr schedule 'continue': the augmented phase's boundaries, in global epochs, still apply after the
-  switch), one per seed, in R/switch{a}_seed{s}. Each seed's trunk is trained once (R/trunk/, segments ending
-  at each switch) and every switch is forked from it (`refine_jax.fork`): T + Σ(T − a) epochs instead of N·T.
+  switch), one per seed, in R/switch{a}_seed{s}. Each seed's trunk is trained once, in one process
+  (R/trunk/seed{s}, checkpoints kept at every switch: `fork_points_epochs`), and every switch is forked from it
+  (`refine_jax.fork`): max(a) + Σ(T − a) epochs instead of N·T.
   Prints the commands (--dry_run) or runs them in order. Extra `--config.FIELD=VALUE` arguments are passed to
-  every run. Re-running the same sweep resumes or re-reports each run.
+  every run. The runs share a persistent XLA compilation cache in R/.jax_cache. Re-running the same sweep resumes
+  or re-reports each run.
 sweep_plot: test error (1 − summary.json's final_top1, in %) against the switch epoch: mean over seeds with
   min / max bars. Writes the PNG and a JSON of the numbers next to it.
 
@@ -356,7 +358,7 @@ def plot_spectra(result: dict, out_png: str, yscale: str = 'linear') -> list[dic
 # Fields the sweep sets itself; a passed-through override of them would silently change the ablation.
 _SWEEP_OWNED = ('seed', 'phase_order', 'phases.augmented.epochs', 'phases.augmented.steps',
                 'phases.refine.epochs', 'phases.refine.steps', 'phases.refine.lr.schedule',
-                'phases.refine.lr.base')
+                'phases.refine.lr.base', 'fork_points_epochs', 'fork_points_steps')
 
 
 def _num(x: float) -> str:
@@ -377,12 +379,13 @@ def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epoch
   """The commands of the sweep, in order: one dict per run (kind 'trunk' or 'switch', switch epoch, refine
   epochs, seed, workdir, argv).
 
-  Per seed the Mixup trunk is trained once, in segments ending at each switch epoch a₁ < a₂ < ...: the first
-  by `refine_jax.main`, each next one forked from the previous at its end (only the phase's end moves, so it
-  trains what one unswitched run would). Each switch a < T is forked from the segment ending at a, refining
-  for T − a epochs with lr 'continue': the run's step schedule over global epochs, as the paper's single
-  400-epoch run with ÷10 at 150 and 275. The segment ending at T is the unswitched run switch{T}. Cost per seed:
-  T + Σ(T − a) epochs instead of N·T.
+  Per seed the Mixup trunk is trained once, in one process (R/trunk/seed{s}): the augmented phase alone up to
+  the last switch epoch, evaluating, saving and keeping a checkpoint at every other switch epoch
+  (`fork_points_epochs`). Each switch a is forked from it at a (`refine_jax.fork`), refining for T − a epochs
+  with lr 'continue': the run's step schedule over global epochs, as the paper's single 400-epoch run with ÷10
+  at 150 and 275. The switch a = T (no refinement) is a fork at the trunk's end that trains nothing: it takes
+  the trunk's checkpoint and its eval rows without those at the fork points, so every switch's workdir equals
+  its run from scratch. Cost per seed: max(a) + Σ(T − a) epochs instead of N·T, in N + 1 processes.
   """
   _check_overrides(overrides)
   T = float(total_epochs)
@@ -392,29 +395,35 @@ def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epoch
   points = sorted({float(a) for a in switch_epochs})
   runs = []
   for s in seeds:
-    def trunk_dir(a):
-      name = f'switch{_num(a)}_seed{int(s)}' if a == T else os.path.join('trunk', f'aug{_num(a)}_seed{int(s)}')
-      return os.path.join(workdir_root, name)
-    for i, a in enumerate(points):
-      seg = [f'--config.seed={int(s)}', f'--config.phases.augmented.epochs={_num(a)}',
-             '--config.phase_order=("augmented",)']
-      head = [python, '-m', 'refine_jax.main']
-      if i:
-        prev = points[i - 1]
-        head = [python, '-m', 'refine_jax.fork', f'--from={trunk_dir(prev)}', f'--at_epoch={_num(prev)}']
-      runs.append({'kind': 'trunk', 'switch_epoch': a, 'refine_epochs': 0.0, 'seed': int(s), 'workdir': trunk_dir(a),
-                   'argv': head + [f'--config={config}', f'--workdir={trunk_dir(a)}', *seg, *overrides]})
-      if a == T:
-        continue
+    trunk = os.path.join(workdir_root, 'trunk', f'seed{int(s)}')
+    forks = '(' + ''.join(f'{_num(a)},' for a in points[:-1]) + ')'
+    runs.append({'kind': 'trunk', 'switch_epoch': points[-1], 'refine_epochs': 0.0, 'seed': int(s),
+                 'workdir': trunk,
+                 'argv': [python, '-m', 'refine_jax.main', f'--config={config}', f'--workdir={trunk}',
+                          f'--config.seed={int(s)}', f'--config.phases.augmented.epochs={_num(points[-1])}',
+                          '--config.phase_order=("augmented",)', f'--config.fork_points_epochs={forks}',
+                          *overrides]})
+    for a in points:
       refine = round(T - a, 6)
       wd = os.path.join(workdir_root, f'switch{_num(a)}_seed{int(s)}')
-      argv = [python, '-m', 'refine_jax.fork', f'--from={trunk_dir(a)}', f'--at_epoch={_num(a)}',
+      after = (['--config.phase_order=("augmented",)'] if a == T else
+               [f'--config.phases.refine.epochs={_num(refine)}', '--config.phases.refine.lr.schedule=continue'])
+      argv = [python, '-m', 'refine_jax.fork', f'--from={trunk}', f'--at_epoch={_num(a)}',
               f'--config={config}', f'--workdir={wd}', f'--config.seed={int(s)}',
-              f'--config.phases.augmented.epochs={_num(a)}', f'--config.phases.refine.epochs={_num(refine)}',
-              '--config.phases.refine.lr.schedule=continue', *overrides]
-      runs.append({'kind': 'switch', 'switch_epoch': a, 'refine_epochs': refine, 'seed': int(s), 'workdir': wd,
-                   'argv': argv})
+              f'--config.phases.augmented.epochs={_num(a)}', *after, *overrides]
+      runs.append({'kind': 'switch', 'switch_epoch': a, 'refine_epochs': refine if a < T else 0.0, 'seed': int(s),
+                   'workdir': wd, 'argv': argv})
   return runs
+
+
+def sweep_cache_env(workdir_root: str, environ) -> dict:
+  """The runs of a sweep share a persistent XLA compilation cache under R/.jax_cache (unless the caller set
+  one): the forks of a trunk compile the same eval and refine steps. A cached executable is the one a fresh
+  compile makes, so no number changes."""
+  if environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return {}
+  return {'JAX_COMPILATION_CACHE_DIR': os.path.join(os.path.abspath(workdir_root), '.jax_cache'),
+          'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', 'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '-1'}
 
 
 def sweep(args, overrides: Sequence[str]) -> int:
@@ -429,6 +438,7 @@ def sweep(args, overrides: Sequence[str]) -> int:
   failed = []
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p))
+  env.update(sweep_cache_env(args.workdir_root, os.environ))
   for i, r in enumerate(runs, 1):
     print(f'[{i}/{len(runs)}] {shlex.join(r["argv"])}', flush=True)
     rc = subprocess.run(r['argv'], env=env).returncode
@@ -437,7 +447,7 @@ def sweep(args, overrides: Sequence[str]) -> int:
       return 3
     if rc != 0:
       failed.append((r['workdir'], rc))
-      if r['kind'] == 'trunk':  # the later segments and switches of this trunk would fork from nothing
+      if r['kind'] == 'trunk':  # the switches of this trunk would fork from nothing
         print(f'error: trunk run {r["workdir"]} exited with {rc}; stopping the sweep', file=sys.stderr)
         return 1
   for wd, rc in failed:

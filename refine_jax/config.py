@@ -154,9 +154,11 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   _check_range('optimizer.weight_decay', config.optimizer.weight_decay, 0)
   _check_type('optimizer.nesterov', config.optimizer.nesterov, (bool,), 'true or false')
   _check_range('diag_examples', config.diag_examples, 0, what='an integer >= 0')
+  _check_phase_end_examples(_get(config, 'phase_end_diag_examples'))
   _check_duration(config, 'eval_every', '', required=False)
   _check_duration(config, 'checkpoint_every', '', required=False)
   _check_range('keep_checkpoints', config.keep_checkpoints, 1, what='an integer >= 1')
+  _check_fork_points(config)
   _check_range('log_every_steps', config.log_every_steps, 1, what='an integer >= 1')
   depth = _get(config, 'prefetch_to_device', 2)
   if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 64:
@@ -172,6 +174,27 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
     _validate_phase(config.phases[name], f'phases.{name}.', name, mix_points, config.model, registries,
                     first=name == order[0])
   _check_continue(config, order)
+
+
+def _check_phase_end_examples(v) -> None:
+  """phase_end_diag_examples: None (the whole training split), 0 (off) or a positive bound."""
+  if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+    raise ConfigError('phase_end_diag_examples', f'must be None (the whole training split), 0 (off) or a '
+                      f'positive integer (the first N training examples), got {v!r}')
+
+
+def _check_fork_points(config) -> None:
+  """fork_points_epochs / fork_points_steps: increasing positive numbers (the plan checks them against the
+  run's length)."""
+  for k in ('fork_points_epochs', 'fork_points_steps'):
+    v = _get(config, k) or ()
+    if isinstance(v, (str, bool, int, float)) or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                                     for x in v):
+      raise ConfigError(k, f'must be a tuple of numbers, got {v!r}')
+    if list(v) != sorted(set(v)) or any(x <= 0 for x in v):
+      raise ConfigError(k, f'must be strictly increasing positive numbers, got {tuple(v)}')
+    if k == 'fork_points_steps' and any(not isinstance(x, int) for x in v):
+      raise ConfigError(k, f'must be integers (steps), got {tuple(v)}')
 
 
 def _check_continue(config, order: Sequence[str]) -> None:

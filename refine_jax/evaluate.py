@@ -4,11 +4,15 @@ R̂ (`train_clean_loss`) is the loss on training examples under the eval preproc
 (`train_aug_loss`) the loss on the same examples under the current phase's host ops and mixing. The inputs of
 all three are the same at every eval (fixed examples and seeds), so their host batches are kept while they fit
 a byte budget instead of re-running the pipeline (and re-tracing AutoAugment) each time.
+
+At each phase's end (`Evaluator.phase_end`) both are measured again over the whole training split (or its first
+`phase_end_diag_examples`): the paper's Table 2. Those batches are read once and not cached.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Optional
 
 import jax
 import numpy as np
@@ -26,13 +30,15 @@ class Evaluator:
   """`evaluator(state, phase, step)` → the metrics.jsonl row of an eval after `step` steps."""
 
   def __init__(self, env: steps.Env, plan: Plan, train: Split, test: Split, *, batch: int, diag_examples: int,
-               image_shape: tuple[int, ...], budget: int = CACHE_BYTES):
+               image_shape: tuple[int, ...], budget: int = CACHE_BYTES, phase_end_examples: Optional[int] = 0):
+    """`phase_end_examples`: the training examples `phase_end` measures, None for all of them, 0 for none."""
     self._env, self._plan, self._train, self._test, self._batch = env, plan, train, test, batch
     self._sharding = NamedSharding(env.mesh, P('data'))
     self._repl = NamedSharding(env.mesh, P())
     self._rows = pipeline.process_rows(self._sharding, batch)  # this process's rows of each global batch
     # Whole eval batches only: a padded row could become a real example's mixing partner.
     self._diag_count = max(min(diag_examples, train.num_examples_global) // batch, 1) * batch
+    self.phase_end_examples = phase_end_examples
     self._row_bytes = len(self._rows) * int(np.prod(image_shape))
     self.budget = budget  # bytes left for cached host batches
     self._cache: dict[tuple, list] = {}
@@ -85,3 +91,21 @@ class Evaluator:
             'test_count': int(test['count']), 'train_clean_loss': clean['loss'] / clean['count'],
             'train_aug_loss': aug['loss'] / aug['count'], 'mix_gamma': float(plan.mix_gamma(last)),
             'aug_prob': prob}
+
+  def phase_end(self, state: steps.TrainState, phase: Phase, step: int) -> dict:
+    """R̂ and R̂aug over the whole training split (or its first `phase_end_examples`) after `step` steps, the
+    phase's last: the keys the phase's last eval row and summary.json carry. R̂aug under the phase's host ops
+    (its augmentation probability at the last step) and its mixing, keyed by fold_in(seed, step) and the batch
+    index, so it is a pure function of step and seed; its last batch is filled with real examples
+    (`pipeline.eval_batches(full_last=True)`), so no example is mixed with padding."""
+    plan, last, count = self._plan, step - 1, self.phase_end_examples
+    kw = dict(batch=self._batch, rows=self._rows, count=count, aug_seed=plan.seed)
+    clean = self._sums(self._clean_fn, state, pipeline.eval_batches(self._train, plan.eval_ops(), **kw))
+    ops = phase.host_ops(float(plan.aug_prob(last)))
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(plan.seed), steps.DIAG_KEY_DATA), step)
+    aug = self._sums(self._aug_fn(phase), state, pipeline.eval_batches(self._train, ops, full_last=True, **kw), key)
+    if clean['count'] != aug['count']:
+      raise AssertionError(f'phase-end diagnostics counted {clean["count"]} clean and {aug["count"]} augmented '
+                           'examples')
+    return {'phase_end_train_clean_loss': clean['loss'] / clean['count'],
+            'phase_end_train_aug_loss': aug['loss'] / aug['count'], 'phase_end_examples': int(clean['count'])}

@@ -39,7 +39,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'The fork\'s new workdir.')
 # resolved plans instead (`check_prefix`).
 FREE_FIELDS = frozenset({'allow_config_change', 'log_every_steps', 'keep_checkpoints', 'checkpoint_every_epochs',
                          'checkpoint_every_steps', 'paper_row', 'data_dir', 'download', 'forked_from',
-                         'phases', 'phase_order'})
+                         'phases', 'phase_order', 'fork_points_epochs', 'fork_points_steps'})
 
 
 class ForkError(ConfigError):
@@ -103,15 +103,23 @@ def fork_step(at_epoch: float, parent, steps: list[int]) -> int:
   return s
 
 
-def rows_before(parent_rows: list[dict], s: int, child_eval_steps) -> list[dict]:
-  """The parent's eval rows the fork inherits: before s, and at s when the fork evaluates there."""
-  rows = [r for r in parent_rows if r['step'] < s]
+def rows_before(parent_rows: list[dict], s: int, child) -> list[dict]:
+  """The parent's eval rows the fork inherits: those at the fork's (the `child` plan's) eval steps before s, and
+  at s when the fork evaluates there (the parent's extra rows at its fork points are left out). The row at s
+  keeps the phase-end diagnostics only if a phase of the fork ends at s too (else the parent's phase ended
+  there, the fork's goes on); a fork whose phase ends at s and whose parent's did not measures them itself
+  (`train._Run.complete_phase_end`)."""
+  from refine_jax import metrics as metrics_lib
+  rows = [r for r in parent_rows if r['step'] < s and r['step'] in child.eval_steps]
   at = [r for r in parent_rows if r['step'] == s]
-  if s in child_eval_steps:
+  if s in child.eval_steps:
     if not at:
       raise ForkError('at_epoch', f'the fork evaluates at step {s} but the parent has no eval row there; fork at '
                         'a step where the parent evaluated')
-    rows.append(at[-1])
+    row = at[-1]
+    if s not in {p.end for p in child.phases}:
+      row = {k: v for k, v in row.items() if k not in metrics_lib.PHASE_END_KEYS}
+    rows.append(row)
   return rows
 
 
@@ -152,7 +160,7 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   if old is not None and old.get('forked_from') != record:
     raise ForkError('workdir', f'{workdir} already holds another run (forked_from {old.get("forked_from")}); '
                     'use a new --workdir')
-  rows = rows_before(metrics_lib.read_jsonl(os.path.join(parent_dir, metrics_lib.METRICS)), s, child.eval_steps)
+  rows = rows_before(metrics_lib.read_jsonl(os.path.join(parent_dir, metrics_lib.METRICS)), s, child)
   with config.unlocked():
     config.forked_from = ml_collections.ConfigDict(record)
   if old is None:

@@ -17,6 +17,8 @@ from etils import epath
 CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
 SUMMARY = 'summary.json'
+# Of a phase's last eval row (when measured) and its summary: R̂ and R̂aug over the whole training split.
+PHASE_END_KEYS = ('phase_end_train_clean_loss', 'phase_end_train_aug_loss', 'phase_end_examples')
 
 
 def is_writer() -> bool:
@@ -82,19 +84,32 @@ def truncate_after(path: str, step: int) -> None:
     _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in keep))
 
 
+def update_row(path: str, step: int, values: dict) -> None:
+  """Adds `values` to the (last) row at `step`, rewriting the file atomically."""
+  rows = read_jsonl(path)
+  at = [i for i, r in enumerate(rows) if r['step'] == step]
+  if not at:
+    raise ValueError(f'{path} has no row at step {step}')
+  rows[at[-1]] = {**rows[at[-1]], **values}
+  _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows))
+
+
 def _has_torn_tail(path: str) -> bool:
   data = epath.Path(path).read_bytes()
   return bool(data) and not data.endswith(b'\n')
 
 
 def phase_summary(rows: list[dict]) -> Optional[dict]:
-  """Of one phase's eval rows: best / last / median of the last 10 test top-1 and the last diagnostics; None
-  without rows. summary.json and report.md both show these."""
+  """Of one phase's eval rows: best / last / median of the last 10 test top-1, the last diagnostics and, when
+  measured, the phase-end ones over the whole training split (PHASE_END_KEYS); None without rows.
+  summary.json and report.md both show these."""
   if not rows:
     return None
   top1 = [r['test_top1'] for r in rows]
   last = rows[-1]
+  ends = [r for r in rows if PHASE_END_KEYS[0] in r]
   return {
+      **({k: ends[-1][k] for k in PHASE_END_KEYS} if ends else {}),
       'best_top1': max(top1),
       'last_top1': top1[-1],
       'median_last10_top1': statistics.median(top1[-10:]),

@@ -65,6 +65,7 @@ class Plan:
   phases: tuple[Phase, ...]
   eval_steps: frozenset[int]
   save_steps: frozenset[int]
+  keep_steps: frozenset[int]               # checkpoints kept past `keep_checkpoints`: phase ends, fork points
   log_every: int
   seed: int
   lr: schedules.Schedule                   # the whole run's, phase by phase
@@ -144,20 +145,31 @@ def _warn_outside(path: str, kind: str, boundaries: tuple[int, ...], num_steps: 
                     '(%d steps) and never lower the learning rate', path, late, boundaries, num_steps)
 
 
-def _eval_steps(config, phases, spe: int) -> frozenset[int]:
-  """Every `eval_every` inside each phase (counted from its start) and at each phase's end."""
+def _fork_points(config, spe: int, total: int) -> frozenset[int]:
+  """`fork_points_epochs` / `_steps` as global steps, each inside (0, total]."""
+  key = 'fork_points_steps' if config.get('fork_points_steps') else 'fork_points_epochs'
+  points = config_lib.list_steps_of(config, 'fork_points', spe, path='')
+  for v, k in zip(config.get(key, ()), points):
+    if not 0 < k <= total:
+      raise config_lib.ConfigError(key, f'{v} is step {k}, outside the run\'s steps (0, {total}] '
+                                   f'(epochs (0, {total / spe:g}])')
+  return frozenset(points)
+
+
+def _eval_steps(config, phases, spe: int, forks: frozenset[int]) -> frozenset[int]:
+  """Every `eval_every` inside each phase (counted from its start), at each phase's end and at each fork point."""
   every = config_lib.steps_of(config, 'eval_every', spe, path='') or spe
-  out = set()
+  out = set(forks)
   for p in phases:
     out.update(range(p.start + every, p.end, every))
     out.add(p.end)
   return frozenset(out)
 
 
-def _save_steps(config, phases, spe: int) -> frozenset[int]:
-  """Every `checkpoint_every` (counted from step 0), at each phase boundary, at the end."""
+def _save_steps(config, phases, spe: int, forks: frozenset[int]) -> frozenset[int]:
+  """Every `checkpoint_every` (counted from step 0), at each phase boundary, at each fork point, at the end."""
   every = config_lib.steps_of(config, 'checkpoint_every', spe, path='')
-  out = {p.end for p in phases}
+  out = {p.end for p in phases} | forks
   if every:
     out.update(range(every, phases[-1].end, every))
   return frozenset(out)
@@ -184,7 +196,9 @@ def resolve(config: ml_collections.ConfigDict, steps_per_epoch: int,
     return schedules.piecewise(ends, [getattr(p, attr) for p in phases])
   eval_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, config.pp_eval, 1.0, 'pp_eval'))
               if build_ops else _no_ops)
-  return Plan(steps_per_epoch=spe, phases=tuple(phases), eval_steps=_eval_steps(config, phases, spe),
-              save_steps=_save_steps(config, phases, spe), log_every=int(config.log_every_steps),
+  forks = _fork_points(config, spe, ends[-1])
+  return Plan(steps_per_epoch=spe, phases=tuple(phases), eval_steps=_eval_steps(config, phases, spe, forks),
+              save_steps=_save_steps(config, phases, spe, forks), keep_steps=frozenset(ends) | forks,
+              log_every=int(config.log_every_steps),
               seed=int(config.seed), lr=whole('lr'), mix_gamma=whole('mix_gamma'), mix_prob=whole('mix_prob'),
               aug_prob=whole('aug_prob'), eval_ops=eval_ops)

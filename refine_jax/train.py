@@ -133,6 +133,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if stop:
         raise Preempted(f'received signal {stop} during set-up, before training from step {run.step}; nothing '
                         'to save. Re-run the same command to resume.')
+      run.complete_phase_end()
       for phase in run.plan.phases:
         if run.step < phase.end:
           run.train_phase(phase, sig)
@@ -175,7 +176,7 @@ class _Run:
     state = jax.jit(functools.partial(steps.init_state, self.env, image_shape), static_argnums=0,
                     out_shardings=repl)(plan.seed)
     self.ckpts = ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), config.keep_checkpoints,
-                                      keep_steps=[p.end for p in plan.phases])
+                                      keep_steps=sorted(plan.keep_steps))
     try:
       self.state = _restore(config, self.ckpts, state, workdir)
     except BaseException:
@@ -190,7 +191,8 @@ class _Run:
     if metrics_lib.is_writer():
       metrics_lib.truncate_after(os.path.join(workdir, metrics_lib.METRICS), self.step)
     self.evaluator = evaluate.Evaluator(self.env, plan, train, test, batch=config.eval_batch_size,
-                                        diag_examples=config.diag_examples, image_shape=image_shape)
+                                        diag_examples=config.diag_examples, image_shape=image_shape,
+                                        phase_end_examples=config.phase_end_diag_examples)
     # A loss can stay finite for steps after the weights broke: never save a non-finite state.
     self._all_finite = jax.jit(steps.all_finite)
     self.pending: list[tuple[int, jax.Array]] = []  # losses not yet checked
@@ -245,6 +247,8 @@ class _Run:
     if ev.eval:
       t = time.time()
       row = self.evaluator(self.state, phase, step)
+      if step == phase.end and self.evaluator.phase_end_examples != 0:  # in the row, before the save
+        row.update(self.evaluator.phase_end(self.state, phase, step))
       self.writer.eval_row(row)
       self._paused('eval', t)
       logging.info('eval step %d (%s): test_top1 %.4f test_loss %.4f train_clean_loss %.4f '
@@ -258,6 +262,26 @@ class _Run:
       self.ckpts.wait()  # the process may exit only once the save has finished
       raise Preempted(f'received signal {stop} at step {step} (phase {phase.name!r}); saved a '
                       f'checkpoint. Re-run the same command to resume from step {step}.')
+
+  def complete_phase_end(self) -> None:
+    """Measures the phase-end diagnostics of a run restored exactly at a phase's end whose eval row there lacks
+    them (a fork at its switch step: the parent trained on past it), and adds them to that row. A normal run
+    writes them into the row before saving the checkpoint, so a resumed run finds them (nothing measured twice)
+    or resumes before the phase end and measures them again (a run killed while measuring)."""
+    ended = [p for p in self.plan.phases if p.end == self.step]
+    if not ended or self.evaluator.phase_end_examples == 0:
+      return
+    path = os.path.join(self.workdir, metrics_lib.METRICS)
+    at = [r for r in metrics_lib.read_jsonl(path) if r['step'] == self.step] if metrics_lib.is_writer() else []
+    need = bool(at) and at[-1].get('phase') == ended[0].name and metrics_lib.PHASE_END_KEYS[0] not in at[-1]
+    if jax.process_count() > 1:
+      need = bool(multihost_utils.broadcast_one_to_all(np.int32(need)))
+    if need:
+      values = self.evaluator.phase_end(self.state, ended[0], self.step)
+      logging.info('phase-end diagnostics at step %d (%s): %s', self.step, ended[0].name, values)
+      if metrics_lib.is_writer():
+        metrics_lib.update_row(path, self.step, values)
+      self.writer.scalars(self.step, {f'eval/{k}': v for k, v in values.items()})
 
   def _log(self, phase: Phase, loss: float) -> None:
     plan, step, bs = self.plan, self.step, self.config.batch_size

@@ -60,6 +60,10 @@ BAD = [
     ('eval_every_epochs', -1.0, ['eval_every_epochs', '> 0']),
     ('keep_checkpoints', 0, ['keep_checkpoints', '>= 1']),
     ('diag_examples', -5, ['diag_examples', '>= 0']),
+    ('phase_end_diag_examples', -1, ['phase_end_diag_examples', 'the whole training split', '0 (off)']),
+    ('phase_end_diag_examples', 2.5, ['phase_end_diag_examples', 'positive integer']),
+    ('fork_points_epochs', (20, 10), ['fork_points_epochs', 'increasing']),
+    ('fork_points_epochs', (50.0,), ['fork_points_epochs', "outside the run's steps", '(0, 38]']),
 ]
 
 

@@ -94,6 +94,42 @@ def test_main_resumes_a_fork(runs):
   assert read_rows(fork) == before
 
 
+def _arrays(workdir: str, step: int):
+  from refine_jax import checkpoint
+  with checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'), read_only=True) as c:
+    state, meta = c.restore_raw(step)
+  import jax
+  return meta['step'], [(p, np.asarray(x)) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]]
+
+
+def _assert_same_arrays(a, b):
+  assert a[0] == b[0] and len(a[1]) == len(b[1]) > 0
+  for (pa, xa), (pb, xb) in zip(a[1], b[1]):
+    assert pa == pb and xa.dtype == xb.dtype and xa.shape == xb.shape and xa.tobytes() == xb.tobytes(), pa
+
+
+def test_trunk_with_fork_points_equals_segments(runs, tmp_path):
+  """The sweep's trunk: one process of 3 Mixup epochs that keeps checkpoints at its fork points, epochs 1 and 1.5
+  (1.5 is no eval step: it adds an eval row there). Its checkpoints at the fork points are those of the old
+  chain's segments, bitwise: a run of 1.5 epochs and the from-scratch parent at 1; a switch forked from it equals
+  the run from scratch, rows (the extra one left out) and parameters."""
+  parent, scratch, _ = runs
+  trunk, seg, fork = (str(tmp_path / n) for n in ('trunk', 'seg', 'fork'))
+  run_main('digits_demo.py', trunk, *COMMON, '--config.phases.augmented.epochs=3', '--config.phase_order=("augmented",)',
+           '--config.fork_points_epochs=(1,1.5)')
+  spe = json.load(open(os.path.join(parent, 'summary.json')))['steps_per_epoch']
+  half = int(round(1.5 * spe))
+  assert [r['step'] for r in read_rows(trunk)] == [spe, half, 2 * spe, 3 * spe]
+  assert sorted(int(d) for d in os.listdir(os.path.join(trunk, 'checkpoints')) if d.isdigit()) == [spe, half, 3 * spe]
+  run_main('digits_demo.py', seg, *COMMON, '--config.phases.augmented.epochs=1.5', '--config.phase_order=("augmented",)')
+  _assert_same_arrays(_arrays(trunk, half), _arrays(seg, half))
+  _assert_same_arrays(_arrays(trunk, spe), _arrays(parent, spe))
+  p = run_fork(trunk, 1, fork, *CHILD)
+  assert p.returncode == 0, p.stderr[-4000:]
+  assert read_rows(fork) == read_rows(scratch)
+  _assert_same_arrays(_arrays(fork, 3 * spe), _arrays(scratch, 3 * spe))
+
+
 def test_report_groups_forks_of_different_trunks(runs):
   # Two seeds' forks differ in forked_from (each seed's own trunk); report must see one experiment.
   from refine_jax import report

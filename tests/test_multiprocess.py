@@ -106,6 +106,10 @@ def _assert_rows_close(got: list[dict], want: list[dict], rtol: float) -> None:
     assert g['lr'] == pytest.approx(w['lr'], rel=1e-7)
     for k in LOSS_KEYS:
       assert g[k] == pytest.approx(w[k], rel=rtol), (g['step'], k, g[k], w[k])
+    # The phase-end diagnostics over the whole training split, at each phase's last eval (same examples).
+    assert g.get('phase_end_examples') == w.get('phase_end_examples'), g['step']
+    for k in ('phase_end_train_clean_loss', 'phase_end_train_aug_loss') if 'phase_end_examples' in w else ():
+      assert g[k] == pytest.approx(w[k], rel=rtol), (g['step'], k, g[k], w[k])
     # Accuracies count examples: allow one flipped near-tie at most.
     for k in ('test_top1', 'test_top5'):
       assert abs(g[k] - w[k]) <= 1.0 / w['test_count'] + 1e-12, (g['step'], k, g[k], w[k])

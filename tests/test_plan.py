@@ -100,6 +100,20 @@ def test_digits_plan_events_and_phases():
   assert float(plan.lr(700)) == pytest.approx(0.01)  # refine: constant at the augmented phase's last rate
 
 
+def test_fork_points_add_evals_saves_and_kept_checkpoints():
+  """digits_demo at 22 steps per epoch with fork points at epochs 3 and 20.5 (steps 66, 451): evaluated, saved
+  and kept beside the phase ends; the other steps as without them."""
+  c = digits_demo.get_config()
+  base = plan_lib.resolve(c, 22)
+  c.fork_points_epochs = (3, 20.5)
+  plan = plan_lib.resolve(c, 22)
+  assert plan.eval_steps == base.eval_steps | {66, 451}
+  assert plan.save_steps == {220, 440, 660, 836, 66, 451}
+  assert base.keep_steps == {660, 836} and plan.keep_steps == {66, 451, 660, 836}
+  c.fork_points_steps = (7,)  # a set *_steps wins
+  assert plan_lib.resolve(c, 22).keep_steps == {7, 660, 836}
+
+
 def test_host_ops_are_built_once_per_probability_through_the_given_compiler():
   c = digits_demo.get_config()
   c.pp_eval = 'resize(16)'

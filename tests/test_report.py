@@ -306,14 +306,15 @@ def test_spectrum_refuses_too_few_examples_per_class(seed_runs, tmp_path, capsys
 
 
 def test_sweep_dry_run_prints_the_runs(tmp_path):
-  """Per seed: the trunk in segments ending at each switch (main, then forks), each switch forked from the
-  segment ending there with lr 'continue'; T + Σ(T − a) epochs in all."""
+  """Per seed: the trunk in one process up to the last switch, keeping a checkpoint at every other switch
+  (fork_points_epochs), then each switch forked from it with lr 'continue' (the last, a = T, trains nothing);
+  max(a) + Σ(T − a) epochs in all."""
   root = str(tmp_path / 'sw')
   p = _ok(_cli('refine_jax.analyze', 'sweep', '--config=configs/cifar10_preact18_mixup.py',
                f'--workdir_root={root}', '--total_epochs=10', '--switch_epochs=7.5,2,10', '--seeds=0,3',
                '--dry_run', '--config.data_dir=/data/tfds', timeout=60))
   lines = [shlex.split(l) for l in p.stdout.strip().splitlines()]
-  assert len(lines) == 10
+  assert len(lines) == 8
   seen, epochs, made = [], {0: 0.0, 3: 0.0}, set()
   for argv in lines:
     flags = dict(a.split('=', 1) for a in argv[3:])
@@ -321,26 +322,27 @@ def test_sweep_dry_run_prints_the_runs(tmp_path):
     assert flags['--config.data_dir'] == '/data/tfds'
     a, s = float(flags['--config.phases.augmented.epochs']), int(flags['--config.seed'])
     refine = float(flags.get('--config.phases.refine.epochs', 0))
-    if argv[2] == 'refine_jax.main':
+    if argv[2] == 'refine_jax.main':  # the trunk: Mixup only, to the last switch, checkpoints at the others
       start = 0.0
+      assert a == 10 and flags['--config.phase_order'] == '("augmented",)'
+      assert flags['--config.fork_points_epochs'] == '(2,7.5,)'
+      assert flags['--workdir'] == os.path.join(root, 'trunk', f'seed{s}')
     else:
-      assert argv[2] == 'refine_jax.fork' and flags['--from'] in made  # forks only from a run made before
+      assert argv[2] == 'refine_jax.fork' and flags['--from'] == os.path.join(root, 'trunk', f'seed{s}')
+      assert flags['--from'] in made  # forks only from a run made before
       start = float(flags['--at_epoch'])
-      assert flags['--from'] == os.path.join(root, 'trunk', f'aug{start:g}_seed{s}')
-    if refine:  # a switch: refine for the rest of the T epochs at the whole run's lr
-      assert start == a and refine == pytest.approx(10 - a)
-      assert flags['--config.phases.refine.lr.schedule'] == 'continue' and '--config.phase_order' not in flags
-      assert flags['--workdir'] == os.path.join(root, f'switch{a:g}_seed{s}')
-    else:  # a trunk segment: Mixup only, up to the next switch epoch
-      assert flags['--config.phase_order'] == '("augmented",)'
-      want = f'switch{a:g}_seed{s}' if a == 10 else os.path.join('trunk', f'aug{a:g}_seed{s}')
-      assert flags['--workdir'] == os.path.join(root, want)
+      assert start == a and flags['--workdir'] == os.path.join(root, f'switch{a:g}_seed{s}')
+      if a < 10:  # refine for the rest of the T epochs at the whole run's lr
+        assert refine == pytest.approx(10 - a) and '--config.phase_order' not in flags
+        assert flags['--config.phases.refine.lr.schedule'] == 'continue'
+      else:
+        assert flags['--config.phase_order'] == '("augmented",)' and not refine
     epochs[s] += a - start + refine
     made.add(flags['--workdir'])
-    seen.append((s, a, bool(refine)))
-  per_seed = [(2, False), (2, True), (7.5, False), (7.5, True), (10, False)]
-  assert seen == [(s, a, r) for s in (0, 3) for a, r in per_seed]
-  assert epochs == {0: 10 + 8 + 2.5, 3: 10 + 8 + 2.5}  # T + Σ(T − a), not 3·T
+    seen.append((s, argv[2], a))
+  per_seed = [('refine_jax.main', 10), ('refine_jax.fork', 2), ('refine_jax.fork', 7.5), ('refine_jax.fork', 10)]
+  assert seen == [(s, m, a) for s in (0, 3) for m, a in per_seed]
+  assert epochs == {0: 10 + 8 + 2.5, 3: 10 + 8 + 2.5}  # max(a) + Σ(T − a), not 3·T
   assert not os.path.exists(root)  # a dry run writes nothing
 
   # Switch epochs outside (0, T] and overrides of fields the sweep owns are usage errors.

@@ -193,12 +193,17 @@ def num_eval_batches(split: Split, batch: int, count: Optional[int] = None) -> i
 
 
 def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Optional[np.ndarray] = None,
-                 count: Optional[int] = None, aug_seed: int = 0) -> Iterator[Batch]:
+                 count: Optional[int] = None, aug_seed: int = 0, full_last: bool = False) -> Iterator[Batch]:
   """This process's rows of global batches that hold every example of `split` (or its first `count`) exactly
   once, in order, padded with mask=0 (zero images, label 0); `num_eval_batches` of them.
 
   `aug_seed` fixes the randomness of `op` (keyed by the example's position), so a random augmentation (the
   R̂aug diagnostic) is the same at every evaluation and for every process count.
+
+  `full_last` (in-memory splits with more than one batch): the last batch holds the last `batch` examples,
+  those already counted in the batch before with mask=0, instead of blank padding, so that on-device mixing,
+  which draws each example's partner from its batch, never mixes a real example with a blank one. Streamed
+  splits keep the blank padding.
   """
   rows = _all_rows(rows, batch)
   local_batch = len(rows)
@@ -207,12 +212,16 @@ def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Option
   if split.images is not None:
     n = split.num_examples if count is None else min(count, split.num_examples)
     images, labels = _images_tensor(split)
-    pos = np.arange(num_batches, dtype=np.int64)[:, None] * batch + rows[None, :]
+    counted_from = np.arange(num_batches, dtype=np.int64)[:, None] * batch + np.zeros_like(rows)[None, :]
+    pos = counted_from + rows[None, :]
+    full_last = full_last and n > batch and n % batch > 0
+    if full_last:
+      pos[-1] -= num_batches * batch - n
 
-    def gather(p):
+    def gather(p, lo):
       i = tf.minimum(p, n - 1)
       return {'image': tf.gather(images, i), 'label': tf.gather(labels, i), 'seed': _seeds(es, p),
-              'mask': tf.cast(p < n, tf.float32)}
+              'mask': tf.cast((p < n) & (p >= lo), tf.float32)}
 
     def blank_padding(b):
       keep = b['mask'] > 0
@@ -222,9 +231,10 @@ def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Option
                 'label': tf.where(keep, b['label'], tf.zeros_like(b['label'])), 'mask': b['mask']}
       return tf.cond(tf.reduce_all(keep), lambda: b, blank)
 
-    ds = tf.data.Dataset.from_tensor_slices(pos).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                                     deterministic=True)
-    ds = _augment_batches(ds, op, local_batch).map(blank_padding)
+    ds = tf.data.Dataset.from_tensor_slices((pos, counted_from)).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                                     deterministic=True)
+    ds = _augment_batches(ds, op, local_batch)
+    ds = ds if full_last else ds.map(blank_padding)  # full_last: the masked rows are real examples, kept
     yield from ds.prefetch(tf.data.AUTOTUNE).with_options(_options()).as_numpy_iterator()
     return
   n = split.num_examples if count is None else min(count // split.process_count, split.num_examples)
