@@ -37,7 +37,9 @@ PHASES = ('augmented', 'refine')
 # config.json fields that do not change what is trained: they may differ inside a group of seeds.
 IGNORED_FIELDS = frozenset({'seed', 'data_dir', 'download', 'allow_config_change', 'log_every_steps',
                             'keep_checkpoints', 'checkpoint_every_epochs', 'checkpoint_every_steps',
-                            'forked_from'})  # a fork's parent and step: how it was computed, not what
+                            'forked_from',  # a fork's parent and step: how it was computed, not what
+                            'fork_points_epochs', 'fork_points_steps',  # extra evals + kept checkpoints only
+                            'prefetch_to_device'})  # the same batches either way
 FIG_SIZE_IN = (8.0, 5.0)
 FIG_DPI = 100
 FIG_PIXELS = (int(FIG_SIZE_IN[0] * FIG_DPI), int(FIG_SIZE_IN[1] * FIG_DPI))  # (width, height)
