@@ -143,15 +143,18 @@ def test_report_tables_and_plots(seed_runs, tmp_path):
   # The paper column: Table 1, PreActResNet-18, CIFAR-10, Mixup (the config these runs were overridden from).
   assert acc['G1'][7] == 'T1: 95.92 → 96.26'
 
-  # Table 2 in ×10⁻³, R̂aug then R̂ per phase: these runs have no whole-split losses, so the eval subset's,
-  # which are summary.json's last_train_*_loss and metrics.jsonl's last row of each phase.
+  # Table 2 in ×10⁻³, R̂aug then R̂ per phase: these runs measured both over their whole training split (512
+  # examples) at each phase's end (phase_end_diag_examples' default), which the table prefers over the eval
+  # subset: summary.json's phase_end_train_*_loss, the same numbers as the phase's last metrics.jsonl row.
   assert ce['G1'][0] == '2'
   sums = [read_summary(w)['phases'] for w in seed_runs]
   for j, (ph, key) in enumerate([(ph, k) for ph in ('augmented', 'refine') for k in ('aug', 'clean')]):
-    vals = [1e3 * e[ph][key] for e in exp]
-    assert vals == [1e3 * s[ph][f'last_train_{key}_loss'] for s in sums]
+    vals = [1e3 * s[ph][f'phase_end_train_{key}_loss'] for s in sums]
+    last_rows = [[r for r in read_rows(w) if r['phase'] == ph][-1] for w in seed_runs]
+    assert vals == [1e3 * r[f'phase_end_train_{key}_loss'] for r in last_rows]
+    assert all(s[ph]['phase_end_examples'] == 512 for s in sums)
     _assert_cell(ce['G1'][1 + j], vals, 2)
-  assert ce['G1'][5] == 'eval subset (128 examples)'
+  assert ce['G1'][5] == 'training split at the phase end (512 examples)'
   assert ce['G1'][6:] == ['—'] * 4  # Table 2 is CIFAR-100 only
 
   # G2: best 30, last 20, median of [10, 30, 20] = 20; no refine phase; the paper's C100 Mixup row, aug only.
