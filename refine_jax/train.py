@@ -72,6 +72,11 @@ class _Signals:
       signal.signal(s, h)
 
 
+# Fields that leave the trained trajectory alone: a resumed run may change them, and they are never the cause of a
+# checkpoint that does not fit.
+_TRAJECTORY_FREE = frozenset({'allow_config_change', 'prefetch_to_device'})
+
+
 def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
@@ -83,8 +88,8 @@ def check_workdir(config, workdir: str) -> None:
   if old is None:
     return
   new = config_to_dict(config)
-  # allow_config_change and prefetch_to_device leave the trajectory alone; main resumes a fork.
-  ignore = {'allow_config_change', 'prefetch_to_device'} | ({'forked_from'} if 'forked_from' not in new else set())
+  # main resumes a fork (its config.json records forked_from, the config does not).
+  ignore = _TRAJECTORY_FREE | ({'forked_from'} if 'forked_from' not in new else set())
   d = [x for x in config_lib.diff(old, new) if x[0].split('.')[0] not in ignore]
   if d:
     lines = '\n'.join(f'  {k}: {a!r} (in workdir) -> {b!r} (now)' for k, a, b in d)
@@ -404,7 +409,8 @@ def _changed_field(config, workdir: str) -> str:
   """The config fields that differ from the workdir's config.json (the cause of a checkpoint that does not fit),
   model fields first; 'model' when none is recorded."""
   old = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
-  changed = [k for k, _, _ in config_lib.diff(old or {}, config_to_dict(config)) if k != 'allow_config_change']
+  changed = [k for k, _, _ in config_lib.diff(old or {}, config_to_dict(config))
+             if k.split('.')[0] not in _TRAJECTORY_FREE]
   changed.sort(key=lambda k: not k.startswith(('model', 'dtype')))
   return ', config.'.join(changed) if old is not None and changed else 'model'
 

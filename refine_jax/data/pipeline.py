@@ -311,9 +311,7 @@ class DevicePrefetch:
     except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
       self._offer((None, e))
     finally:
-      close = getattr(host, 'close', None)
-      if close is not None:
-        close()
+      _close(host)
 
   def __iter__(self) -> 'DevicePrefetch':
     return self
@@ -347,6 +345,13 @@ class DevicePrefetch:
     self.close()
 
 
+def _close(host: Iterator) -> None:
+  """Closes a host iterator that can be closed (a generator); others need nothing."""
+  close = getattr(host, 'close', None)
+  if close is not None:
+    close()
+
+
 def device_batches(host: Iterator[Batch], sharding, depth: int):
   """`host`'s batches as global device arrays: prefetched `depth` ahead by a thread (`DevicePrefetch`), or, with
   depth 0, put on device by the caller's `next()` itself. Either way a context manager that closes `host`."""
@@ -368,9 +373,7 @@ class _Inline:
     return to_global(next(self._host), self._sharding)
 
   def close(self) -> None:
-    close = getattr(self._host, 'close', None)
-    if close is not None:
-      close()
+    _close(self._host)
 
   def __enter__(self) -> '_Inline':
     return self
