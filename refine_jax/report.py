@@ -5,7 +5,9 @@
 Writes DIR/report.md (DIR defaults to the first workdir) and, per run, two PNGs:
   * loss_<run>.png: train-clean, train-augmented and test cross-entropy against epoch, the start of
     refinement marked by a vertical line (the paper's Figure 1);
-  * accuracy_<run>.png: test top-1 accuracy against epoch, same marker.
+  * accuracy_<run>.png: test top-1 accuracy against epoch, same marker;
+and with `--figure1=WORKDIR` (repeated, two or more of the workdirs) figure1.png: those runs side by side, the
+paper's Figure 1 (say Mixup vs Mixup + refinement of one seed): test top-1 and R̂ / R̂aug against epoch.
 
 Tables (our numbers from each workdir's metrics.jsonl and summary.json, never from the training loop; the
 paper's from refine_jax/paper.py through each run's config field `paper_row`, "—" for our extensions):
@@ -43,6 +45,8 @@ IGNORED_FIELDS = frozenset({'seed', 'data_dir', 'download', 'allow_config_change
 FIG_SIZE_IN = (8.0, 5.0)
 FIG_DPI = 100
 FIG_PIXELS = (int(FIG_SIZE_IN[0] * FIG_DPI), int(FIG_SIZE_IN[1] * FIG_DPI))  # (width, height)
+FIG1_SIZE_IN = (12.0, 4.5)  # figure1.png: two panels
+FIG1_PIXELS = (int(FIG1_SIZE_IN[0] * FIG_DPI), int(FIG1_SIZE_IN[1] * FIG_DPI))
 ACC_STATS = (('best_top1', 'best'), ('last_top1', 'last'), ('median_last10_top1', 'median of last 10'))
 # Table 2's columns per phase, in the paper's order (R̂aug, then R̂): (whole-split key in summary.json's
 # phases[phase], eval-subset key of metrics.phase_summary, label).
@@ -55,12 +59,16 @@ NO_PAPER = '—'  # the paper column of an extension (no paper_row) or of a valu
 # --------------------------------------------------------------------------- reading runs
 
 
+def workdir_key(workdir: str) -> str:
+  """How a report names a workdir: its absolute path (a remote one as given)."""
+  return os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir
+
+
 def load_run(workdir: str) -> dict:
   """config.json + metrics.jsonl (+ summary.json if present) of one workdir."""
   config = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG)) or {}
   rows = metrics_lib.read_jsonl(os.path.join(workdir, metrics_lib.METRICS))
-  name = os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir
-  return {'workdir': name, 'config': config, 'rows': rows,
+  return {'workdir': workdir_key(workdir), 'config': config, 'rows': rows,
           'summary': metrics_lib.load_summary(workdir)}
 
 
@@ -258,11 +266,57 @@ def plot_accuracy(run: dict, path: str, title: str) -> str:
   return _finish(plt, fig, ax, rows, path, title)
 
 
+def figure1_series(run: dict) -> dict:
+  """What figure1.png draws of one run: per eval row its epoch, test top-1 in %, R̂ and R̂aug."""
+  rows = run['rows']
+  return {'epoch': [r['epoch'] for r in rows], 'top1': [100.0 * r['test_top1'] for r in rows],
+          'R': [r['train_clean_loss'] for r in rows], 'Raug': [r['train_aug_loss'] for r in rows],
+          'refine_starts': boundary_epoch(rows)}
+
+
+def plot_figure1(runs: Sequence[dict], labels: Sequence[str], path: str) -> str:
+  """The paper's Figure 1 for several runs: test top-1 (left), R̂ solid and R̂aug dashed on a log scale (right),
+  against epoch; each run's start of refinement dotted in its colour. The first run is drawn wide and pale so
+  that runs forked from it, which share its curve up to their switch, show on top of it."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, (ax_a, ax_l) = plt.subplots(1, 2, figsize=FIG1_SIZE_IN, dpi=FIG_DPI)
+  for i, (run, lab) in enumerate(zip(runs, labels)):
+    s, col = figure1_series(run), f'C{i}'
+    kw = {'color': col, 'linewidth': 4.0 if i == 0 else 1.5, 'alpha': 0.45 if i == 0 else 1.0}
+    ax_a.plot(s['epoch'], s['top1'], '-', label=lab, **kw)
+    ax_l.plot(s['epoch'], s['R'], '-', label=f'{lab}: R̂ (clean)', **kw)
+    ax_l.plot(s['epoch'], s['Raug'], '--', label=f'{lab}: R̂aug', **kw)
+    if s['refine_starts'] is not None:
+      for ax in (ax_a, ax_l):
+        ax.axvline(s['refine_starts'], color=col, linestyle=':', linewidth=1.0)
+  for ax in (ax_a, ax_l):
+    ax.set_xlabel('epoch')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+  ax_a.set_ylabel('test top-1 accuracy (%)')
+  ax_a.set_title('test accuracy (dotted: refinement starts)', fontsize=9)
+  ax_l.set_ylabel('training cross-entropy')
+  ax_l.set_yscale('log')
+  ax_l.set_title('clean (R̂) vs augmented (R̂aug) training loss', fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=FIG_DPI)
+  plt.close(fig)
+  return path
+
+
 # --------------------------------------------------------------------------- the report
 
 
-def build_report(workdirs: Sequence[str], out_dir: str) -> str:
-  """Writes out_dir/report.md and the PNGs; returns the report's path."""
+def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] = ()) -> str:
+  """Writes out_dir/report.md and the PNGs (figure1.png of the workdirs in `figure1`, two or more of
+  `workdirs`, when given); returns the report's path."""
+  figure1 = [workdir_key(w) for w in figure1]
+  stray = [w for w in figure1 if w not in {workdir_key(x) for x in workdirs}]
+  if stray or len(figure1) == 1:
+    raise ValueError('--figure1: give two or more of the report\'s workdirs' +
+                     (f'; not among them: {", ".join(stray)}' if stray else ''))
   os.makedirs(out_dir, exist_ok=True)
   runs = [load_run(w) for w in workdirs]
   empty = [r['workdir'] for r in runs if not r['rows']]
@@ -344,6 +398,17 @@ def build_report(workdirs: Sequence[str], out_dir: str) -> str:
   L.append('')
   L += table2()
 
+  fig_runs = [r for w in figure1 for r in runs if r['workdir'] == w]
+  if figure1 and len(fig_runs) == len(figure1):
+    names_of = dict(zip([r['workdir'] for g in groups for r in g], run_names([r for g in groups for r in g])))
+    png = plot_figure1(fig_runs, [names_of[r['workdir']] for r in fig_runs], os.path.join(out_dir, 'figure1.png'))
+    L += ['## Figure 1: the runs side by side', '',
+          f'![figure 1]({os.path.basename(png)}) `{os.path.basename(png)}`: {FIG1_PIXELS[0]}x{FIG1_PIXELS[1]} px: '
+          + ', '.join(f'`{r["workdir"]}`' for r in fig_runs), '']
+  elif figure1:
+    L += ['## Figure 1: the runs side by side', '', 'Not drawn: ' + ', '.join(
+        f'`{w}`' for w in figure1 if w not in {r['workdir'] for r in fig_runs}) + ' has no evaluations yet.', '']
+
   L.append('## Per run')
   L.append('')
   w, h = FIG_PIXELS
@@ -380,6 +445,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                description=__doc__.split('\n')[0])
   ap.add_argument('workdirs', nargs='+', help='run workdirs (config.json, metrics.jsonl)')
   ap.add_argument('--out', default=None, help='output directory (default: the first workdir)')
+  ap.add_argument('--figure1', action='append', default=[], metavar='WORKDIR',
+                  help='repeated, two or more of the workdirs: figure1.png draws them side by side')
   a = ap.parse_args(argv)
   from etils import epath
   missing = [w for w in a.workdirs if not epath.Path(w).is_dir()]
@@ -391,7 +458,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           'report and plots', file=sys.stderr)
     return 2
   try:
-    path = build_report(a.workdirs, a.out or a.workdirs[0])
+    path = build_report(a.workdirs, a.out or a.workdirs[0], a.figure1)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

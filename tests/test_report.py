@@ -397,3 +397,48 @@ def test_sweep_plot_on_fake_workdirs(tmp_path):
   with Image.open(png) as im:
     im.load()
     assert im.size == (w, h)
+
+
+def _hand_run(root, name, phases, seed=0, **config):
+  """A hand-made workdir with `len(phases)` evals (epoch i), no training: config.json, metrics.jsonl."""
+  d = root / name
+  d.mkdir()
+  (d / 'config.json').write_text(json.dumps({'seed': seed, 'phase_order': sorted(set(phases)), **config}))
+  rows = [{'step': 10 * i, 'epoch': float(i), 'phase': p, 'lr': 0.1, 'test_top1': 0.1 + 0.05 * i, 'test_top5': 0.9,
+           'test_loss': 2.0 / i, 'train_clean_loss': 1.0 / i, 'train_aug_loss': 3.0 / i, 'test_count': 100,
+           'mix_gamma': 1.0, 'aug_prob': 1.0} for i, p in enumerate(phases, 1)]
+  (d / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  return str(d), rows
+
+
+def test_figure1_draws_the_named_runs_side_by_side(tmp_path):
+  from refine_jax import report
+  trunk, trunk_rows = _hand_run(tmp_path, 'mixup', ['augmented'] * 4)
+  fork, fork_rows = _hand_run(tmp_path, 'mixup_ref', ['augmented'] * 4 + ['refine'] * 2, refine_epochs=2)
+  other, _ = _hand_run(tmp_path, 'standard', ['augmented'] * 4, mix='none')
+  # What is drawn is the rows, as they are in metrics.jsonl; refinement starts at the last augmented eval.
+  s = report.figure1_series(report.load_run(fork))
+  assert s['epoch'] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and s['refine_starts'] == 4.0
+  assert s['top1'] == [100 * r['test_top1'] for r in fork_rows]
+  assert s['R'] == [r['train_clean_loss'] for r in fork_rows] and s['Raug'] == [r['train_aug_loss'] for r in fork_rows]
+  assert report.figure1_series(report.load_run(trunk))['refine_starts'] is None
+
+  out = tmp_path / 'out'
+  p = _ok(_cli('refine_jax.report', trunk, fork, other, f'--out={out}', f'--figure1={trunk}',
+               f'--figure1={os.path.relpath(fork, ROOT)}'))  # relative to the cwd (ROOT): the same workdir
+  md = (out / 'report.md').read_text()
+  fig = [m for m in PNG_LINE.findall(md) if m[0] == 'figure1.png']
+  assert fig == [('figure1.png', *map(str, report.FIG1_PIXELS))], md
+  line = next(l for l in md.splitlines() if l.startswith('![figure 1]'))
+  assert trunk in line and fork in line and other not in line
+  with Image.open(out / 'figure1.png') as im:
+    assert im.size == report.FIG1_PIXELS and im.format == 'PNG'
+  assert p.returncode == 0 and len(PNG_LINE.findall(md)) == 1 + 2 * 3  # figure 1 + a pair per run
+
+  # One run, or a workdir the report was not given: exit 2 naming the flag, nothing written.
+  for bad, why in (([f'--figure1={trunk}'], 'two or more'), ([f'--figure1={trunk}', f'--figure1={tmp_path}'],
+                                                              str(tmp_path))):
+    out2 = tmp_path / 'out2'
+    p = _cli('refine_jax.report', trunk, fork, f'--out={out2}', *bad)
+    assert p.returncode == 2 and '--figure1' in p.stderr and why in p.stderr, p.stderr
+    assert not out2.exists()
