@@ -24,7 +24,7 @@ def _rows(top1s, phases, spe=10):
 
 
 def test_tables_give_the_paired_differences_per_seed(tmp_path):
-  a = types.SimpleNamespace(root=str(tmp_path), epochs=4, refine_epochs=2, width=16, train_split='train[:100]',
+  a = types.SimpleNamespace(root=str(tmp_path), epochs=4, refine_epochs=2, width=16, train_split='train[:100]', pp='flip_lr',
                             batch=10, diag=50)
   top1 = {  # arm: per seed, the test top-1 of its evals (epochs 1..n)
       'mixup': ([.50, .60, .70, .72], [.52, .58, .66, .70]),
@@ -40,12 +40,16 @@ def test_tables_give_the_paired_differences_per_seed(tmp_path):
       assert evidence.finished(w)
       stats[(arm, seed)] = evidence.run_stats(evidence.read_run(w), a.refine_epochs)
   s = stats[('mixup_ref', 1)]
-  assert s['final_top1'] == .73 and s['median_window_top1'] == statistics.median([.70, .74, .73])
+  assert s['final_top1'] == .73 and s['median_window_top1'] == statistics.median([.74, .73])  # the evals after the switch
   assert s['switch_R'] == 0.04 and abs(s['switch_Raug'] - 0.4) < 1e-12
   text = evidence.tables(a, stats, [0, 1])
   d = [.77 - .72, .73 - .70]
-  want = f'{100 * statistics.mean(d):.2f} ± {100 * statistics.stdev(d):.2f} | +5.00, +3.00'
+  # Two seeds: the 95 % interval is mean ± t(0.975, 1 df) · sd / √2, t = 12.706 (a table of Student's t).
+  half = 12.706 * statistics.stdev(d) / 2 ** 0.5
+  ci = f'[{100 * (statistics.mean(d) - half):+.2f}, {100 * (statistics.mean(d) + half):+.2f}]'
+  want = f'{100 * statistics.mean(d):.2f} ± {100 * statistics.stdev(d):.2f} | {ci} | +5.00, +3.00'
   assert want in text, text
+  assert evidence.interval([0.01]) == '–'
   assert '| Mixup (T) + refinement (r) | 75.00 ± 2.83 |' in text, text  # mean/std of .77, .73
   assert 'step 40 of mixup_seed0' in text and '77.00, 73.00' in text, text
   assert 'CutMix' not in text  # arms without runs are left out, never invented
