@@ -152,12 +152,13 @@ def tables(a, stats: dict, seeds: list[int]) -> str:
     got = [stats[(arm, s)] for s in seeds if (arm, s) in stats]
     if not got:
       continue
-    fork = got[0]['forked_from']
+    forks = ', '.join(f'step {g["forked_from"]["step"]} of {os.path.basename(g["forked_from"]["workdir"])}'
+                      for g in got if g['forked_from'])
     lines.append(f'| {LABELS[arm]} | {ms([g["final_top1"] for g in got])} | '
                  f'{ms([g["median_window_top1"] for g in got])} | {ms([g["R"] for g in got], 1, 4)} | '
                  f'{ms([g["Raug"] for g in got], 1, 4)} | '
                  + ', '.join(f'{100 * g["final_top1"]:.2f}' for g in got)
-                 + f' | {"step " + str(fork["step"]) + " of " + os.path.basename(fork["workdir"]) if fork else "—"} |')
+                 + f' | {forks or "—"} |')
   lines += ['', '| paired difference (same seed) | final top-1, mean ± std (pp) | 95 % interval, paired t (pp) | '
             f'per seed (pp) | median of last {r} epochs, mean ± std (pp) | 95 % interval (pp) |',
             '|---|---|---|---|---|---|']

@@ -51,7 +51,7 @@ def test_tables_give_the_paired_differences_per_seed(tmp_path):
   assert want in text, text
   assert evidence.interval([0.01]) == '–'
   assert '| Mixup (T) + refinement (r) | 75.00 ± 2.83 |' in text, text  # mean/std of .77, .73
-  assert 'step 40 of mixup_seed0' in text and '77.00, 73.00' in text, text
+  assert 'step 40 of mixup_seed0, step 40 of mixup_seed1' in text and '77.00, 73.00' in text, text
   assert 'CutMix' not in text  # arms without runs are left out, never invented
   assert 'Mixup at the switch, R̂aug / R̂: 0.400 / 0.0400 = 10.0' in evidence.regime(stats, [0, 1])
 
