@@ -44,6 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench import common  # noqa: E402
+from refine_jax import report as report_lib  # noqa: E402
 
 CONFIGS = {'standard': 'cifar10_preact18_standard.py', 'mixup': 'cifar10_preact18_mixup.py',
            'cutmix': 'cifar10_preact18_cutmix.py'}
@@ -93,24 +94,9 @@ def command(a, arm: str, seed: int) -> list[str]:
 
 
 def finished(w: str) -> bool:
-  try:
-    with open(os.path.join(w, 'summary.json')) as f:
-      s = json.load(f)
-    with open(os.path.join(w, 'metrics.jsonl')) as f:
-      last = max(json.loads(l)['step'] for l in f if l.strip())
-    return last == s['total_steps']
-  except (OSError, ValueError, KeyError):
-    return False
-
-
-def read_run(w: str) -> dict:
-  with open(os.path.join(w, 'summary.json')) as f:
-    s = json.load(f)
-  with open(os.path.join(w, 'metrics.jsonl')) as f:
-    rows = [json.loads(l) for l in f if l.strip()]
-  with open(os.path.join(w, 'config.json')) as f:
-    cfg = json.load(f)
-  return {'summary': s, 'rows': [r for r in rows if 'test_top1' in r], 'config': cfg}
+  """Whether the run in `w` has ended: summary.json written and metrics.jsonl's last eval at its last step."""
+  run = report_lib.load_run(w)
+  return bool(run['summary'] and run['rows']) and run['rows'][-1]['step'] == run['summary'].get('total_steps')
 
 
 def run_stats(run: dict, window_epochs: float) -> dict:
@@ -122,12 +108,6 @@ def run_stats(run: dict, window_epochs: float) -> dict:
           'window_evals': len(window), 'R': rows[-1]['train_clean_loss'], 'Raug': rows[-1]['train_aug_loss'],
           'switch_R': aug['train_clean_loss'], 'switch_Raug': aug['train_aug_loss'],
           'forked_from': run['config'].get('forked_from'), 'epochs': end}
-
-
-def ms(v, scale=100.0, digits=2) -> str:
-  v = [x * scale for x in v]
-  sd = statistics.stdev(v) if len(v) > 1 else 0.0
-  return f'{statistics.mean(v):.{digits}f} ± {sd:.{digits}f}'
 
 
 def interval(d: list[float]) -> str:
@@ -154,9 +134,9 @@ def tables(a, stats: dict, seeds: list[int]) -> str:
       continue
     forks = ', '.join(f'step {g["forked_from"]["step"]} of {os.path.basename(g["forked_from"]["workdir"])}'
                       for g in got if g['forked_from'])
-    lines.append(f'| {LABELS[arm]} | {ms([g["final_top1"] for g in got])} | '
-                 f'{ms([g["median_window_top1"] for g in got])} | {ms([g["R"] for g in got], 1, 4)} | '
-                 f'{ms([g["Raug"] for g in got], 1, 4)} | '
+    lines.append(f'| {LABELS[arm]} | {report_lib.fmt([g["final_top1"] for g in got], 100.0)} | '
+                 f'{report_lib.fmt([g["median_window_top1"] for g in got], 100.0)} | {report_lib.fmt([g["R"] for g in got], 1.0, 4)} | '
+                 f'{report_lib.fmt([g["Raug"] for g in got], 1.0, 4)} | '
                  + ', '.join(f'{100 * g["final_top1"]:.2f}' for g in got)
                  + f' | {forks or "—"} |')
   lines += ['', '| paired difference (same seed) | final top-1, mean ± std (pp) | 95 % interval, paired t (pp) | '
@@ -168,8 +148,8 @@ def tables(a, stats: dict, seeds: list[int]) -> str:
       continue
     d = [stats[(x, s)]['final_top1'] - stats[(y, s)]['final_top1'] for s in common_seeds]
     dm = [stats[(x, s)]['median_window_top1'] - stats[(y, s)]['median_window_top1'] for s in common_seeds]
-    lines.append(f'| {LABELS[x]} − {LABELS[y]} | {ms(d)} | {interval(d)} | '
-                 + ', '.join(f'{100 * v:+.2f}' for v in d) + f' | {ms(dm)} | {interval(dm)} |')
+    lines.append(f'| {LABELS[x]} − {LABELS[y]} | {report_lib.fmt(d, 100.0)} | {interval(d)} | '
+                 + ', '.join(f'{100 * v:+.2f}' for v in d) + f' | {report_lib.fmt(dm, 100.0)} | {interval(dm)} |')
   return '\n'.join(lines)
 
 
@@ -190,7 +170,6 @@ def regime(stats: dict, seeds: list[int]) -> str:
 def report(a, seeds: list[int]) -> str:
   """`refine_jax.report` over every run (Tables 1 and 2 per arm, a PNG pair per run) with Figure 1 for the first
   seed: Mixup (T) against the two refined arms forked from it. Returns the report's path."""
-  from refine_jax import report as report_lib
   runs = [workdir(a, arm, s) for s in seeds for arm in ARMS if os.path.isdir(workdir(a, arm, s))]
   fig = [w for w in (workdir(a, arm, seeds[0]) for arm in ('mixup', 'mixup_ref', 'mixup_budget')) if w in runs]
   return report_lib.build_report(runs, os.path.join(a.root, 'report'), fig if len(fig) > 1 else ())
@@ -233,7 +212,7 @@ def main() -> None:
         with open(w + '.log', 'a') as log:
           subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=log)
         walls[(arm, seed)] = time.time() - t
-      stats[(arm, seed)] = run_stats(read_run(w), a.refine_epochs)
+      stats[(arm, seed)] = run_stats(report_lib.load_run(w), a.refine_epochs)
   if a.dry_run:
     return
   wall = time.time() - t0

@@ -224,11 +224,12 @@ def boundary_epoch(rows: Sequence[dict]) -> Optional[float]:
   return float(aug[-1]['epoch']) if aug and ref else None
 
 
-def _figure():
+def _figure(size_in: tuple[float, float] = FIG_SIZE_IN, ncols: int = 1):
+  """(pyplot, figure, axes) on the non-interactive backend: one axes, or a tuple of `ncols`."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=FIG_SIZE_IN, dpi=FIG_DPI)
+  fig, ax = plt.subplots(1, ncols, figsize=size_in, dpi=FIG_DPI)
   return plt, fig, ax
 
 
@@ -278,10 +279,7 @@ def plot_figure1(runs: Sequence[dict], labels: Sequence[str], path: str) -> str:
   """The paper's Figure 1 for several runs: test top-1 (left), R̂ solid and R̂aug dashed on a log scale (right),
   against epoch; each run's start of refinement dotted in its colour. The first run is drawn wide and pale so
   that runs forked from it, which share its curve up to their switch, show on top of it."""
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  fig, (ax_a, ax_l) = plt.subplots(1, 2, figsize=FIG1_SIZE_IN, dpi=FIG_DPI)
+  plt, fig, (ax_a, ax_l) = _figure(FIG1_SIZE_IN, ncols=2)
   for i, (run, lab) in enumerate(zip(runs, labels)):
     s, col = figure1_series(run), f'C{i}'
     kw = {'color': col, 'linewidth': 4.0 if i == 0 else 1.5, 'alpha': 0.45 if i == 0 else 1.0}
@@ -398,9 +396,11 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
   L.append('')
   L += table2()
 
+  ordered = [r for g in groups for r in g]  # the runs in the report's order, and their file names
+  names = run_names(ordered)
   fig_runs = [r for w in figure1 for r in runs if r['workdir'] == w]
   if figure1 and len(fig_runs) == len(figure1):
-    names_of = dict(zip([r['workdir'] for g in groups for r in g], run_names([r for g in groups for r in g])))
+    names_of = {r['workdir']: n for r, n in zip(ordered, names)}
     png = plot_figure1(fig_runs, [names_of[r['workdir']] for r in fig_runs], os.path.join(out_dir, 'figure1.png'))
     L += ['## Figure 1: the runs side by side', '',
           f'![figure 1]({os.path.basename(png)}) `{os.path.basename(png)}`: {FIG1_PIXELS[0]}x{FIG1_PIXELS[1]} px: '
@@ -412,7 +412,6 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
   L.append('## Per run')
   L.append('')
   w, h = FIG_PIXELS
-  names = run_names([r for g in groups for r in g])
   i = 0
   for gi, g in enumerate(groups, 1):
     for r in g:

@@ -6,6 +6,7 @@ import statistics
 import types
 
 from bench import evidence
+from refine_jax import report
 
 
 def _write_run(w, rows, total_steps, forked_from=None):
@@ -38,7 +39,7 @@ def test_tables_give_the_paired_differences_per_seed(tmp_path):
       w = evidence.workdir(a, arm, seed)
       _write_run(w, _rows(t, phases), 10 * len(t), fork)
       assert evidence.finished(w)
-      stats[(arm, seed)] = evidence.run_stats(evidence.read_run(w), a.refine_epochs)
+      stats[(arm, seed)] = evidence.run_stats(report.load_run(w), a.refine_epochs)
   s = stats[('mixup_ref', 1)]
   assert s['final_top1'] == .73 and s['median_window_top1'] == statistics.median([.74, .73])  # the evals after the switch
   assert s['switch_R'] == 0.04 and abs(s['switch_Raug'] - 0.4) < 1e-12
