@@ -4,7 +4,7 @@ import importlib.util
 import os
 import sys
 import tempfile
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import ml_collections
 from absl import flags
@@ -98,6 +98,22 @@ def check_workdir_path(workdir: str) -> None:
   except OSError as e:
     what = 'write to' if parent == path else f'create {workdir} in'
     _usage_error(f'--workdir: cannot {what} {parent}: {e.strerror}')
+
+
+class OpenMpiProcess(NamedTuple):
+  size: int
+  rank: int
+  local_rank: int
+
+
+def open_mpi5_process(env=None) -> Optional[OpenMpiProcess]:
+  """This process's place in an Open MPI 5 (PRRTE) job, read from the variables Open MPI sets for every process;
+  None outside one, and under Open MPI 4 (ORTE, which also sets OMPI_MCA_orte_hnp_uri: jax detects it alone)."""
+  env = os.environ if env is None else env
+  if 'OMPI_COMM_WORLD_SIZE' not in env or 'OMPI_MCA_orte_hnp_uri' in env:
+    return None
+  rank = int(env.get('OMPI_COMM_WORLD_RANK', '0'))
+  return OpenMpiProcess(int(env['OMPI_COMM_WORLD_SIZE']), rank, int(env.get('OMPI_COMM_WORLD_LOCAL_RANK', rank)))
 
 
 def cluster_env_detected() -> bool:

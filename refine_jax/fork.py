@@ -171,10 +171,8 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
 
 
 def _write_rows(path: str, rows: list[dict]) -> None:
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in rows)
-  os.replace(tmp, path)
+  from refine_jax import metrics as metrics_lib
+  metrics_lib.write_jsonl_atomic(path, rows)
 
 
 def main(argv) -> None:
@@ -199,7 +197,7 @@ def main(argv) -> None:
   except train.Diverged as e:
     print(f'diverged: {e}', file=sys.stderr)
     sys.exit(4)
-  print(json.dumps(summary, indent=2, sort_keys=True))
+  print(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
 
 
 if __name__ == '__main__':

@@ -65,14 +65,22 @@ def _init_distributed() -> None:
                 shutdown_timeout_seconds=_SHUTDOWN_TIMEOUT.value)
   if _LOCAL_DEVICE_IDS.value:
     kwargs['local_device_ids'] = [int(i) for i in _LOCAL_DEVICE_IDS.value]
-  nproc, pid = _NPROC.value, _PID.value
-  if 'OMPI_COMM_WORLD_SIZE' in os.environ and 'OMPI_MCA_orte_hnp_uri' not in os.environ:
-    # Open MPI 5 (PRRTE) no longer sets the variable jax's detection keys on: take rank and size from Open MPI;
-    # the coordinator then comes from --coordinator_address or JAX_COORDINATOR_ADDRESS.
-    nproc = int(os.environ['OMPI_COMM_WORLD_SIZE']) if nproc is None else nproc
-    pid = int(os.environ['OMPI_COMM_WORLD_RANK']) if pid is None else pid
+  coordinator, nproc, pid = _COORD.value, _NPROC.value, _PID.value
+  ompi = cli.open_mpi5_process()
+  if ompi is not None:
+    # Open MPI 5 (PRRTE) sets no launcher URI: jax 0.10 does not detect it, jax >= 0.12 detects it but bootstraps
+    # only through mpi4py. Both get every fact here from Open MPI's environment, so neither needs mpi4py.
+    nproc = ompi.size if nproc is None else nproc
+    pid = ompi.rank if pid is None else pid
+    coordinator = coordinator or os.environ.get('JAX_COORDINATOR_ADDRESS')
+    if not coordinator:
+      print('error: --coordinator_address: an Open MPI 5 job names no coordinator; pass --coordinator_address='
+            'HOST:PORT of rank 0 (or set JAX_COORDINATOR_ADDRESS), as launch/slurm_gpu.sbatch does.', file=sys.stderr)
+      sys.exit(2)
+    if 'local_device_ids' not in kwargs and not os.environ.get('JAX_LOCAL_DEVICE_IDS'):
+      kwargs['local_device_ids'] = [ompi.local_rank]  # jax's rule under Open MPI: one device per process
   try:
-    jax.distributed.initialize(_COORD.value, nproc, pid, **kwargs)
+    jax.distributed.initialize(coordinator, nproc, pid, **kwargs)
   except (ValueError, TypeError) as e:  # missing/inconsistent process facts: a usage error
     print(f'error: cannot initialise jax.distributed: {e}. Pass --coordinator_address, --num_processes and '
           '--process_id, or launch under Slurm (srun) / Open MPI (mpirun) / a Cloud TPU pod, or '
@@ -165,12 +173,8 @@ def _main(argv) -> None:
     print(f'diverged: {e}', file=sys.stderr)
     sys.exit(4)
   if jax.process_index() == 0:
-    print(json_dumps(summary))
-
-
-def json_dumps(obj) -> str:
-  import json
-  return json.dumps(obj, indent=2, sort_keys=True)
+    from refine_jax import metrics
+    print(metrics.dumps(summary, indent=2))
 
 
 if __name__ == '__main__':

@@ -39,8 +39,18 @@ def _write_atomic(path: str, text: str) -> None:
   tmp.replace(p)
 
 
+def dumps(obj: Any, **kw) -> str:
+  """JSON as every file of a run holds it: sorted keys, and strict (NaN or inf raise ValueError: the loop stops a
+  run at a non-finite metric before writing it, so none can reach a file)."""
+  return json.dumps(obj, sort_keys=True, allow_nan=False, **kw)
+
+
 def write_json_atomic(path: str, obj: Any) -> None:
-  _write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
+  _write_atomic(path, dumps(obj, indent=2) + '\n')
+
+
+def write_jsonl_atomic(path: str, rows: list[dict]) -> None:
+  _write_atomic(path, ''.join(dumps(r) + '\n' for r in rows))
 
 
 def read_json(path: str) -> Optional[Any]:
@@ -65,7 +75,7 @@ def read_jsonl(path: str) -> list[dict]:
 
 
 def append_jsonl(path: str, row: dict) -> None:
-  line = json.dumps(row, sort_keys=True) + '\n'
+  line = dumps(row) + '\n'
   if is_local(path):
     with open(path, 'a') as f:
       f.write(line)
@@ -81,7 +91,7 @@ def truncate_after(path: str, step: int) -> None:
   rows = read_jsonl(path)
   keep = [r for r in rows if r['step'] <= step]
   if len(keep) != len(rows) or (epath.Path(path).exists() and _has_torn_tail(path)):
-    _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in keep))
+    write_jsonl_atomic(path, keep)
 
 
 def update_row(path: str, step: int, values: dict) -> None:
@@ -91,7 +101,7 @@ def update_row(path: str, step: int, values: dict) -> None:
   if not at:
     raise ValueError(f'{path} has no row at step {step}')
   rows[at[-1]] = {**rows[at[-1]], **values}
-  _write_atomic(path, ''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows))
+  write_jsonl_atomic(path, rows)
 
 
 def _has_torn_tail(path: str) -> bool:

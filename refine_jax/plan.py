@@ -23,6 +23,9 @@ from refine_jax.augment import mixing
 
 # spec, augmentation probability, field (for errors) -> a host pipeline (`data.ops.Pipeline`)
 BuildOps = Callable[[str, float, str], Any]
+# The training loss is checked for finiteness at least this often (and at every log / eval / save step), so a
+# divergence stops the run at most this many steps after the step that produced it, whatever log_every_steps is.
+LOSS_CHECK_EVERY = 100
 MIX_DECAY_DEFAULT = ('gamma', 'prob')  # what the mix decay fades when a config has no `mix.decay_of`
 
 
@@ -52,10 +55,11 @@ class Events:
   log: bool
   eval: bool
   save: bool
+  check_loss: bool = False  # the pending training losses are checked (at least every LOSS_CHECK_EVERY steps)
 
   @property
   def sync(self) -> bool:
-    """A point every process reaches together (to agree on a stop signal, to check losses)."""
+    """A point every process reaches together (to agree on a stop signal)."""
     return self.log or self.eval or self.save
 
 
@@ -87,7 +91,8 @@ class Plan:
 
   def events(self, step: int) -> Events:
     """What to do once the model has trained `step` steps."""
-    return Events(log=step % self.log_every == 0, eval=step in self.eval_steps, save=step in self.save_steps)
+    e = Events(log=step % self.log_every == 0, eval=step in self.eval_steps, save=step in self.save_steps)
+    return dataclasses.replace(e, check_loss=e.sync or step % LOSS_CHECK_EVERY == 0)
 
 
 def _no_ops(*_):

@@ -29,6 +29,7 @@ from refine_jax import export as export_lib
 from refine_jax import metrics as metrics_lib
 from refine_jax import plan as plan_lib
 from refine_jax import registries
+from refine_jax import runtime_env
 from refine_jax import signals
 from refine_jax import steps
 from refine_jax.data import ops as ops_lib
@@ -152,6 +153,7 @@ def _set_up(config, workdir: str) -> '_Run':
   config_lib.validate(config, registries.default(), num_devices=jax.device_count(),
                       process_count=jax.process_count())
   check_workdir(config, workdir)
+  _warn_unsafe_bfloat16(config)
   train, test, spe = _load_splits(config)
   plan = plan_lib.resolve(config, spe, ops_lib.build)
   _check_sizes(config, plan, train, test)
@@ -165,6 +167,14 @@ def _set_up(config, workdir: str) -> '_Run':
       record.setdefault('forked_from', old['forked_from'])
     metrics_lib.write_json_atomic(path, record)
   return run
+
+
+def _warn_unsafe_bfloat16(config) -> None:
+  """bfloat16 on XLA:CPU without the YNNPACK workaround (`runtime_env`) evaluates to NaN on jaxlib >= 0.11."""
+  state = runtime_env.ynn_workaround()
+  if config.dtype == 'bfloat16' and jax.default_backend() == 'cpu' and state.startswith(('missing', 'overridden')):
+    logging.warning('bfloat16 on the CPU: the XLA:CPU workaround %s is %s; evaluations may be NaN (the run then '
+                    'stops, exit 4). See refine_jax/runtime_env.py.', runtime_env.YNN_WORKAROUND, state)
 
 
 class _Run:
@@ -244,8 +254,8 @@ class _Run:
     step, ev = self.step, self.plan.events(self.step)
     # All processes decide to stop at the same step (a signal may reach only one host).
     stop = sig.agreed(ev.sync)
-    if ev.sync or stop:
-      last_loss = _check_finite(self.pending, phase, self._intact)
+    if ev.check_loss or stop:
+      last_loss = _check_finite(self.pending, phase, step, self._intact)
       self.pending = []
       if ev.log:
         self._log(phase, last_loss)
@@ -254,6 +264,7 @@ class _Run:
       row = self.evaluator(self.state, phase, step)
       if step == phase.end and self.evaluator.phase_end_examples != 0:  # in the row, before the save
         row.update(self.evaluator.phase_end(self.state, phase, step))
+      self._check_metrics(row, phase, step)
       self.writer.eval_row(row)
       self._paused('eval', t)
       logging.info('eval step %d (%s): test_top1 %.4f test_loss %.4f train_clean_loss %.4f '
@@ -283,10 +294,24 @@ class _Run:
       need = bool(multihost_utils.broadcast_one_to_all(np.int32(need)))
     if need:
       values = self.evaluator.phase_end(self.state, ended[0], self.step)
+      self._check_metrics(values, ended[0], self.step)
       logging.info('phase-end diagnostics at step %d (%s): %s', self.step, ended[0].name, values)
       if metrics_lib.is_writer():
         metrics_lib.update_row(path, self.step, values)
       self.writer.scalars(self.step, {f'eval/{k}': v for k, v in values.items()})
+
+  def _check_metrics(self, values: dict, phase: Phase, step: int) -> None:
+    """A non-finite evaluation metric is divergence: raises Diverged naming it, before anything is written or
+    saved (no file of the run ever holds NaN or inf)."""
+    bad = [k for k, v in values.items() if isinstance(v, float) and not np.isfinite(v)]
+    if not bad:
+      return
+    finite = bool(self._all_finite(self.state))
+    where = ('the parameters are finite, so the evaluation itself produced it (numerics of the eval path, e.g. '
+             'bfloat16 on a broken backend)' if finite else 'the parameters hold NaN or inf')
+    also = f' (and {", ".join(bad[1:])})' if bad[1:] else ''
+    raise Diverged(f'non-finite evaluation metric {bad[0]} = {values[bad[0]]}{also} at step {step} (phase '
+                   f'{phase.name!r}); {where}. Stopped without writing or saving, so {self._intact()}.')
 
   def _log(self, phase: Phase, loss: float) -> None:
     plan, step, bs = self.plan, self.step, self.config.batch_size
@@ -361,14 +386,14 @@ class _Run:
     return summary
 
 
-def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, intact: Callable[[], str]) -> float:
+def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, now: int, intact: Callable[[], str]) -> float:
   """The last pending loss; raises Diverged at the first non-finite one (`intact()` names the good checkpoint)."""
   losses = np.asarray(jax.device_get([l for _, l in pending]), np.float64)
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     s = pending[bad[0]][0]
-    raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}); stopped without '
-                   f'saving, so {intact()}. Lower the learning rate or check the data.')
+    raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}), detected after step '
+                   f'{now}; stopped without saving, so {intact()}. Lower the learning rate or check the data.')
   return float(losses[-1])
 
 

@@ -20,6 +20,7 @@ LOCAL = os.path.join(ROOT, 'launch', 'local_multiprocess.sh')
 TPU = os.path.join(ROOT, 'launch', 'tpu_pod.sh')
 SLURM = os.path.join(ROOT, 'launch', 'slurm_gpu.sbatch')
 LAUNCHERS = [LOCAL, TPU, SLURM]
+SCRIPTS = LAUNCHERS + [os.path.join(ROOT, '.ci', 'run'), os.path.join(ROOT, 'bench', 'device_check.sh')]
 
 
 def _run(cmd, env=None, **kw) -> subprocess.CompletedProcess:
@@ -45,7 +46,7 @@ def _stub(path, body: str) -> str:
 # --------------------------------------------------------------------------- shellcheck
 
 
-@pytest.mark.parametrize('script', LAUNCHERS, ids=os.path.basename)
+@pytest.mark.parametrize('script', SCRIPTS, ids=os.path.basename)
 def test_shellcheck(script):
   sc = shutil.which('shellcheck')
   if sc is None:
@@ -54,7 +55,7 @@ def test_shellcheck(script):
   assert p.returncode == 0, p.stdout + p.stderr
 
 
-@pytest.mark.parametrize('script', LAUNCHERS, ids=os.path.basename)
+@pytest.mark.parametrize('script', SCRIPTS, ids=os.path.basename)
 def test_bash_syntax_and_executable(script):
   assert _run(['bash', '-n', script]).returncode == 0
   assert os.access(script, os.X_OK)

@@ -224,7 +224,7 @@ def evaluate_model(model, root, anns, device, batch=4, workers=0) -> dict:
 def write_result(out: str, result: dict, meta: dict) -> str:
   path = os.path.join(out, RESULT)
   with open(path + '.tmp', 'w') as f:
-    json.dump(dict(result, **meta), f, indent=2, sort_keys=True)
+    json.dump(dict(result, **meta), f, indent=2, sort_keys=True, allow_nan=False)
   os.replace(path + '.tmp', path)
   return path
 
