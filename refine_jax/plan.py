@@ -1,8 +1,10 @@
-"""The run plan: everything the loop needs to know about a run, resolved once from a validated config.
+"""The run plan: everything the loop needs to know about a run, resolved once from the run spec.
 
-Steps per epoch, the total, the eval / checkpoint / log steps and, per phase, its span, its on-device mixing
-(`MixSpec`), its host-op pipeline by augmentation probability and its schedules. Training, preview, analysis
-and the benchmarks read these here; nothing downstream re-derives them from the ConfigDict.
+`resolve(spec, num_train_examples)` gives the steps per epoch, the total, the eval / checkpoint / log steps and,
+per phase, its span, its on-device mixing (`MixSpec`), its host-op pipeline by augmentation probability and its
+schedules; `plan.spec` keeps the typed spec (data, model, optimizer, evaluation, checkpoints, bookkeeping).
+Training, fork, preview, analysis and the benchmarks read these here; nothing below re-derives them, and no
+ConfigDict reaches this module (`spec.from_config` is the ConfigDict's last stop).
 
 This module imports no TensorFlow: the host-op compiler is handed in (`build_ops`, normally
 `refine_jax.data.ops.build`), so a device-only process (a benchmark on an accelerator machine without
@@ -14,19 +16,19 @@ import dataclasses
 import functools
 from typing import Any, Callable, Optional
 
-import ml_collections
 from absl import logging
 
-from refine_jax import config as config_lib
 from refine_jax import schedules
 from refine_jax.augment import mixing
+from refine_jax.errors import ConfigError
+from refine_jax.spec import Duration, PhaseSpec, Spec
 
-# spec, augmentation probability, field (for errors) -> a host pipeline (`data.ops.Pipeline`)
+# spec, augmentation probability, field (for errors) -> a host pipeline (`data.ops.Pipeline`); the same arguments
+# must give an equal pipeline (the plan caches one per probability, and the input pipeline compares them by value)
 BuildOps = Callable[[str, float, str], Any]
 # The training loss is checked for finiteness at least this often (and at every log / eval / save step), so a
 # divergence stops the run at most this many steps after the step that produced it, whatever log_every_steps is.
 LOSS_CHECK_EVERY = 100
-MIX_DECAY_DEFAULT = ('gamma', 'prob')  # what the mix decay fades when a config has no `mix.decay_of`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Events:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
+  spec: Spec = dataclasses.field(repr=False, compare=False)
   steps_per_epoch: int
   phases: tuple[Phase, ...]
   eval_steps: frozenset[int]
@@ -99,46 +102,57 @@ def _no_ops(*_):
   raise RuntimeError('this plan was resolved without a host-op compiler (build_ops=None)')
 
 
-def _spans(config, spe: int) -> list[tuple[str, int, int]]:
+def steps_per_epoch(spec: Spec, num_train_examples: int) -> int:
+  """Whole global batches in one pass over the training split (the remainder is dropped each epoch); a batch
+  larger than the split is refused."""
+  spe = num_train_examples // spec.batch_size
+  if spe < 1:
+    raise ConfigError('batch_size', f'{spec.batch_size} is larger than the training split ({num_train_examples} '
+                      'examples); allowed: at most that many')
+  return spe
+
+
+def _spans(spec: Spec, spe: int) -> list[tuple[PhaseSpec, int, int]]:
   out, start = [], 0
-  for name in config.phase_order:
-    node = config.phases[name]
-    n = config_lib.steps_of(node, '', spe, path=f'phases.{name}', required=True)
+  for p in spec.phases:
+    n = p.length.to_steps(spe)
     if n < 1:
-      key = 'steps' if node.get('steps') is not None else 'epochs'
-      raise config_lib.ConfigError(f'phases.{name}.{key}', f'{node[key]} rounds to 0 steps at {spe} steps per '
-                                   f'epoch; allowed: at least {1 / spe:.3g} epochs (1 step)')
-    out.append((name, start, start + n))
+      key, value = p.length.given
+      raise ConfigError(f'phases.{p.name}.{key}', f'{value} rounds to 0 steps at {spe} steps per epoch; allowed: '
+                        f'at least {1 / spe:.3g} epochs (1 step)')
+    out.append((p, start, start + n))
     start += n
   return out
 
 
-def _phase(config, i: int, name: str, start: int, end: int, lr_base: float, spe: int,
-           build_ops: Optional[BuildOps], prev: Optional[Phase] = None) -> Phase:
-  p, path = config.phases[name], f'phases.{name}'
-  m, lr = p.mix, p.lr
+def _host_ops(build_ops: Optional[BuildOps], spec: str, field: str) -> Callable[[float], Any]:
+  """The pipeline of `spec` at an augmentation probability, built once per probability."""
+  if not build_ops:
+    return _no_ops
+  return functools.lru_cache(maxsize=None)(functools.partial(build_ops, spec, field=field))
+
+
+def _phase(p: PhaseSpec, i: int, start: int, end: int, lr_base: float, spe: int, build_ops: Optional[BuildOps],
+           prev: Optional[Phase] = None) -> Phase:
+  path = f'phases.{p.name}'
+  m = p.mix
   # The mix decay fades what `mix.decay_of` names: γ (gradual Mixup), the probability (gradual CutMix), or both.
-  decay = config_lib.steps_of(m, 'decay', spe, path=f'{path}.mix') or 0
-  decay_of = tuple(m.decay_of) if 'decay_of' in m else MIX_DECAY_DEFAULT
-  gamma_decay, prob_decay = (decay if what in decay_of else 0 for what in ('gamma', 'prob'))
+  decay = m.decay.to_steps(spe) or 0
+  gamma_decay, prob_decay = (decay if what in m.decay_of else 0 for what in ('gamma', 'prob'))
   mixes = m.kind != 'none'
-  if lr.schedule == 'continue':  # the previous phase's step schedule over global steps (validated: a step one)
+  if p.lr.schedule == 'continue':  # the previous phase's step schedule over global steps (validated: a step one)
     lr_fn = prev.lr
   else:
-    boundaries = config_lib.list_steps_of(lr, 'boundaries', spe, path=f'{path}.lr')
-    _warn_outside(f'{path}.lr', lr.schedule, boundaries, end - start)
-    lr_fn = schedules.phase_lr(start, end - start, lr.schedule, float(lr_base), factor=lr.factor,
-                               warmup=config_lib.steps_of(lr, 'warmup', spe, path=f'{path}.lr') or 0,
-                               boundaries=boundaries)
-  aug_decay = config_lib.steps_of(p, 'aug_prob_decay', spe, path=path) or 0
-  host_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, p.pp, field=f'{path}.pp'))
-              if build_ops else _no_ops)
-  return Phase(name=name, index=i, start=start, end=end, pp=p.pp,
-               mix=mixing.MixSpec(kind=m.kind, per_example=bool(m.per_example),
-                                  layers=tuple(int(l) for l in m.layers)),
+    boundaries = p.lr.boundaries.to_steps(spe) or ()
+    _warn_outside(f'{path}.lr', p.lr.schedule, boundaries, end - start)
+    lr_fn = schedules.phase_lr(start, end - start, p.lr.schedule, float(lr_base), factor=p.lr.factor,
+                               warmup=p.lr.warmup.to_steps(spe) or 0, boundaries=boundaries)
+  return Phase(name=p.name, index=i, start=start, end=end, pp=p.pp,
+               mix=mixing.MixSpec(kind=m.kind, per_example=m.per_example, layers=m.layers),
                lr=lr_fn, mix_gamma=schedules.decaying(end, m.gamma if mixes else 0.0, gamma_decay),
                mix_prob=schedules.decaying(end, m.prob if mixes else 0.0, prob_decay),
-               aug_prob=schedules.decaying(end, p.aug_prob, aug_decay), host_ops=host_ops)
+               aug_prob=schedules.decaying(end, p.aug_prob, p.aug_prob_decay.to_steps(spe) or 0),
+               host_ops=_host_ops(build_ops, p.pp, f'{path}.pp'))
 
 
 def _warn_outside(path: str, kind: str, boundaries: tuple[int, ...], num_steps: int) -> None:
@@ -150,60 +164,58 @@ def _warn_outside(path: str, kind: str, boundaries: tuple[int, ...], num_steps: 
                     '(%d steps) and never lower the learning rate', path, late, boundaries, num_steps)
 
 
-def _fork_points(config, spe: int, total: int) -> frozenset[int]:
+def _fork_points(points: Duration, spe: int, total: int) -> frozenset[int]:
   """`fork_points_epochs` / `_steps` as global steps, each inside (0, total]."""
-  key = 'fork_points_steps' if config.get('fork_points_steps') else 'fork_points_epochs'
-  points = config_lib.list_steps_of(config, 'fork_points', spe, path='')
-  for v, k in zip(config.get(key, ()), points):
+  key, given = points.given
+  steps = points.to_steps(spe) or ()
+  for v, k in zip(given or (), steps):
     if not 0 < k <= total:
-      raise config_lib.ConfigError(key, f'{v} is step {k}, outside the run\'s steps (0, {total}] '
-                                   f'(epochs (0, {total / spe:g}])')
-  return frozenset(points)
+      raise ConfigError(f'fork_points_{key}', f'{v} is step {k}, outside the run\'s steps (0, {total}] '
+                        f'(epochs (0, {total / spe:g}])')
+  return frozenset(steps)
 
 
-def _eval_steps(config, phases, spe: int, forks: frozenset[int]) -> frozenset[int]:
+def _eval_steps(every: Duration, phases, spe: int, forks: frozenset[int]) -> frozenset[int]:
   """Every `eval_every` inside each phase (counted from its start), at each phase's end and at each fork point."""
-  every = config_lib.steps_of(config, 'eval_every', spe, path='') or spe
+  n = every.to_steps(spe) or spe
   out = set(forks)
   for p in phases:
-    out.update(range(p.start + every, p.end, every))
+    out.update(range(p.start + n, p.end, n))
     out.add(p.end)
   return frozenset(out)
 
 
-def _save_steps(config, phases, spe: int, forks: frozenset[int]) -> frozenset[int]:
+def _save_steps(every: Duration, phases, forks: frozenset[int], spe: int) -> frozenset[int]:
   """Every `checkpoint_every` (counted from step 0), at each phase boundary, at each fork point, at the end."""
-  every = config_lib.steps_of(config, 'checkpoint_every', spe, path='')
+  n = every.to_steps(spe)
   out = {p.end for p in phases} | forks
-  if every:
-    out.update(range(every, phases[-1].end, every))
+  if n:
+    out.update(range(n, phases[-1].end, n))
   return frozenset(out)
 
 
-def resolve(config: ml_collections.ConfigDict, steps_per_epoch: int,
-            build_ops: Optional[BuildOps] = None) -> Plan:
-  """The plan of a validated config whose training split gives `steps_per_epoch` batches per epoch.
+def resolve(spec: Spec, num_train_examples: int, build_ops: Optional[BuildOps] = None) -> Plan:
+  """The plan of `spec` for a training split of `num_train_examples` examples (global).
 
   A phase whose `lr.base` is unset starts at the previous phase's rate at its last step: the paper's rule for
   refinement after a step schedule (e.g. 0.001 after 0.1 ÷10 at 150 and 275). A phase with lr schedule
   'continue' keeps the previous phase's schedule itself, boundaries in the run's global steps (Figure 4: a
   switch at epoch 100 of a run with ÷10 at 150 and 275 still gets both drops).
   """
-  spe, phases = steps_per_epoch, []
-  for i, (name, start, end) in enumerate(_spans(config, spe)):
-    base = config.phases[name].lr.base
-    if base is None and config.phases[name].lr.schedule != 'continue':
+  spe, phases = steps_per_epoch(spec, num_train_examples), []
+  for i, (p, start, end) in enumerate(_spans(spec, spe)):
+    base = p.lr.base
+    if base is None and p.lr.schedule != 'continue':
       base = float(phases[-1].lr(phases[-1].end - 1))
-    phases.append(_phase(config, i, name, start, end, base, spe, build_ops, phases[-1] if phases else None))
+    phases.append(_phase(p, i, start, end, base, spe, build_ops, phases[-1] if phases else None))
   ends = [p.end for p in phases]
 
   def whole(attr):
     return schedules.piecewise(ends, [getattr(p, attr) for p in phases])
-  eval_ops = (functools.lru_cache(maxsize=None)(functools.partial(build_ops, config.pp_eval, 1.0, 'pp_eval'))
-              if build_ops else _no_ops)
-  forks = _fork_points(config, spe, ends[-1])
-  return Plan(steps_per_epoch=spe, phases=tuple(phases), eval_steps=_eval_steps(config, phases, spe, forks),
-              save_steps=_save_steps(config, phases, spe, forks), keep_steps=frozenset(ends) | forks,
-              log_every=int(config.log_every_steps),
-              seed=int(config.seed), lr=whole('lr'), mix_gamma=whole('mix_gamma'), mix_prob=whole('mix_prob'),
-              aug_prob=whole('aug_prob'), eval_ops=eval_ops)
+  forks = _fork_points(spec.checkpoints.fork_points, spe, ends[-1])
+  eval_ops = _host_ops(build_ops, spec.eval.pp, 'pp_eval')
+  return Plan(spec=spec, steps_per_epoch=spe, phases=tuple(phases),
+              eval_steps=_eval_steps(spec.eval.every, phases, spe, forks),
+              save_steps=_save_steps(spec.checkpoints.every, phases, forks, spe), keep_steps=frozenset(ends) | forks,
+              log_every=spec.log_every, seed=spec.seed, lr=whole('lr'), mix_gamma=whole('mix_gamma'),
+              mix_prob=whole('mix_prob'), aug_prob=whole('aug_prob'), eval_ops=lambda: eval_ops(1.0))
