@@ -9,12 +9,15 @@ most of a GPU's memory), run one after the other by `main`:
 - `jax`: per case, the Env training builds (`bench.common.step_env`), the state made by `jax.jit(init_state,
   out_shardings=replicated)` and the batch put on the `data` axis of the mesh (`NamedSharding`), the step
   `jax.jit(train_step, donate_argnums=0)` — exactly as `refine_jax.train` does — lowered and compiled once; the
-  model FLOPs of one step from XLA's cost analysis of the compiled step. Right after the case the mixing block
+  model FLOPs of one step (the TFLOP/s and MFU numerator) counted from the step's jaxpr by `refine_jax.flops`
+  (matrix products and convolutions, forward and backward, PyTorch's flop counter's convention), with XLA's cost
+  analysis of the compiled and the lowered step beside it for reference only (on GPU the compiled one misses the
+  cuDNN convolutions). Right after the case the mixing block
   shares (its `none`), Mixup / CutMix / Manifold Mixup, timed interleaved with it round by round.
 - `torch`: the same models (bench/torch_step.get_model; torchvision's ResNet-50) in eager PyTorch, bf16
   autocast, channels_last, the same SGD (lr 0.01, Nesterov momentum 0.9, weight decay 5e-4), the same uint8
   batch normalised inside the step; model FLOPs of one step from torch.utils.flop_counter (an independent
-  count beside XLA's).
+  count beside ours).
 - `torch_compile`: the ResNet-50 case again with `torch.compile(model)`, in a process of its own under a
   timeout; a failure or a timeout is recorded, not fatal.
 
@@ -52,6 +55,8 @@ SPEC_PEAK_BF16 = {'H200': 989.4, 'H100': 989.4}
 MEASURED_MATMUL_BF16 = {'H200': 790.0}
 MEAN, STD = (0.5,) * 3, (0.25,) * 3  # bench.common.step_env's normalisation; the PyTorch side uses the same
 MIX_KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
+FLOPS_SOURCE = ('refine_jax.flops: the jaxpr\'s matrix products and convolutions, forward and backward, '
+                '2 per multiply-add')
 
 
 def plan(smoke: bool) -> dict:
@@ -108,6 +113,7 @@ class OurStep:
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
     from bench import common
+    from refine_jax import flops
     from refine_jax import steps
     self.jax = jax
     env, phase = common.step_env(model, classes, dtype=dtype, kind=kind)
@@ -122,12 +128,10 @@ class OurStep:
     lowered = step_fn.lower(self.state, self.batch)
     self.fn = lowered.compile()  # the executable a call of step_fn would build and run
     self.compile_s = time.perf_counter() - t
-    # The MFU's FLOPs: XLA's cost analysis of the compiled (optimised) step; that of the lowered module beside it,
-    # and in its place where a backend's compiled analysis counts nothing.
-    self.flops_lowered = _flops(lowered.cost_analysis())
-    self.flops, self.flops_source = _flops(self.fn.cost_analysis()), 'compiled'
-    if not self.flops:
-      self.flops, self.flops_source = self.flops_lowered, 'lowered'
+    # The MFU's FLOPs, counted from the step's jaxpr (traced, not run: the donated state stays valid); XLA's
+    # cost analysis of the compiled and the lowered step for reference only.
+    self.flops = float(flops.count(step_fn, self.state, self.batch))
+    self.xla_flops, self.xla_flops_lowered = _xla_flops(self.fn.cost_analysis()), _xla_flops(lowered.cost_analysis())
     self.state, loss = self.fn(self.state, self.batch)
     self.first_loss = float(loss)  # random init, step 0
 
@@ -139,7 +143,7 @@ class OurStep:
     self.jax.block_until_ready(self.state)
 
 
-def _flops(cost) -> float:
+def _xla_flops(cost) -> float:
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None
   return float(cost.get('flops', 0.0)) if cost else 0.0
@@ -168,7 +172,7 @@ def jax_half(a, p: dict, path: str) -> None:
     t = _time_rounds(s.run, s.sync, p['rounds'], p['steps'])
     res['steps'][key] = {'model': model, 'batch': batch, 'size': size, 'classes': classes, 'dtype': p['dtype'],
                          'step_s': t, 'median_step_s': statistics.median(t), 'flops_per_step': s.flops,
-                         'flops_source': s.flops_source, 'flops_lowered': s.flops_lowered, 'compile_s': s.compile_s,
+                         'xla_flops': s.xla_flops, 'xla_flops_lowered': s.xla_flops_lowered, 'compile_s': s.compile_s,
                          'first_loss': s.first_loss, 'params': s.params}
     print(f'jax  {key}: {batch / statistics.median(t):,.1f} images/s, first loss {s.first_loss:.4f}, '
           f'compile {s.compile_s:.1f} s (at {time.time() - t0:.0f} s)', flush=True)
@@ -357,8 +361,8 @@ def merge(p: dict, j: dict, t: dict, tc: dict, peak, peak_source: str, measured)
       r.update({'ours_step_s': o['median_step_s'], 'ours_images_per_s': ips, 'ours_model_tflops': tflops,
                 'ours_mfu': tflops / peak if peak else None,
                 'ours_mfu_vs_measured_matmul': tflops / measured if measured else None,
-                'ours_flops_per_step': o['flops_per_step'], 'ours_flops_source': o['flops_source'],
-                'ours_flops_lowered': o['flops_lowered'],
+                'ours_flops_per_step': o['flops_per_step'], 'ours_flops_source': FLOPS_SOURCE,
+                'ours_xla_flops_per_step': o['xla_flops'], 'ours_xla_flops_lowered': o['xla_flops_lowered'],
                 'ours_first_loss': o['first_loss'], 'ours_params': o['params'], 'ours_compile_s': o['compile_s']})
     if q:
       tflops = q['flops_per_step'] / q['median_step_s'] / 1e12
@@ -368,9 +372,11 @@ def merge(p: dict, j: dict, t: dict, tc: dict, peak, peak_source: str, measured)
                 'torch_params': q['params']})
     if o and q:
       r['ours_over_torch'] = r['ours_images_per_s'] / r['torch_images_per_s']
-      # XLA's FLOP count of our step over PyTorch's FLOP counter on the same model and batch: how far the
-      # MFU's numerator can be trusted (matmuls and convolutions only on PyTorch's side).
-      r['flops_xla_over_torch_counter'] = o['flops_per_step'] / q['flops_per_step'] if q['flops_per_step'] else None
+      # Our count of our step over PyTorch's FLOP counter on the same model and batch (both: matrix products and
+      # convolutions, forward and backward): the check of the MFU's numerator. XLA's count over it for reference.
+      tq = q['flops_per_step']
+      r['ours_flops_over_torch'] = o['flops_per_step'] / tq if tq else None
+      r['flops_xla_over_torch_counter'] = o['xla_flops'] / tq if tq else None
     c = tc.get('steps', {}).get(key)
     if c:
       r.update({'torch_compile_step_s': c['median_step_s'], 'torch_compile_images_per_s': batch / c['median_step_s'],
@@ -412,7 +418,10 @@ def table(res: dict) -> str:
   lines += ['', f'Device: {m["jax_device"]} (JAX {m.get("jax")}, {m.get("jax_backend")}); PyTorch {m.get("torch")} on '
             f'{m.get("torch_device")}. Peak for MFU: {m["peak_tflops"]} TFLOP/s ({m["peak_source"]}). '
             f'XLA_FLAGS={m["xla_flags"]!r}. torch.compile: {m["torch_compile_status"]}. '
-            f'Timing: {m["warmup"]} warm-up steps untimed, median of {m["rounds"]} rounds × {m["steps"]} steps.']
+            f'Timing: {m["warmup"]} warm-up steps untimed, median of {m["rounds"]} rounds × {m["steps"]} steps.',
+            '', f'Model FLOPs (TFLOP/s, MFU), ours from {FLOPS_SOURCE}; PyTorch\'s from torch.utils.flop_counter. '
+            'Ours / PyTorch\'s count per row: ' + ', '.join(f(r.get('ours_flops_over_torch'), '.4f')
+                                                            for r in res['steps']) + '.']
   return '\n'.join(lines)
 
 

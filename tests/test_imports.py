@@ -1,5 +1,5 @@
 """The package's import structure: no circle (lazy imports inside functions count), `config` at the bottom,
-and the device path (models, steps, mixing, schedules, plan) importable and runnable without TensorFlow."""
+and the device path (models, steps, mixing, schedules, plan, flops) importable and runnable without TensorFlow."""
 from __future__ import annotations
 
 import ast
@@ -121,7 +121,7 @@ _NO_TF = textwrap.dedent('''
       raise SystemExit('the blocker let tensorflow in')
 
     import jax, jax.numpy as jnp, numpy as np
-    from refine_jax import models, plan, schedules, steps
+    from refine_jax import flops, models, plan, schedules, steps
     from refine_jax.augment import mixing
     from configs import digits_demo
 
@@ -132,7 +132,9 @@ _NO_TF = textwrap.dedent('''
     rng = np.random.default_rng(0)
     batch = {'image': rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
              'label': rng.integers(0, 10, (8,), dtype=np.int32)}
-    state, loss = jax.jit(lambda s, b: steps.train_step(env, p.phases[0].mix, s, b))(state, batch)
+    step = jax.jit(lambda s, b: steps.train_step(env, p.phases[0].mix, s, b))
+    assert flops.count(step, state, batch) > 0
+    state, loss = step(state, batch)
     assert int(state.step) == 1 and np.isfinite(float(loss)), loss
     bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))
     assert not bad, bad
