@@ -528,7 +528,7 @@ def test_compiled_steps_have_no_loop_of_unknown_trip_count(kind):
     b = {'image': jax.ShapeDtypeStruct((n, 16, 16, 3), jnp.uint8), 'label': jax.ShapeDtypeStruct((n,), jnp.int32)}
     return dict(b, mask=jax.ShapeDtypeStruct((n,), jnp.float32)) if mask else b
 
-  key = jax.random.key(0)
+  key = jax.random.fold_in(jax.random.PRNGKey(0), steps.DIAG_KEY_DATA)   # a raw key, as the Evaluator's
   texts = {'train_step': jax.jit(functools.partial(steps.train_step, env, spec)).lower(state, batch(c.batch_size))}
   for name, s in (('eval_sums clean', None), ('eval_sums mixed', spec),
                   ('eval_sums mixed per example', dataclasses.replace(spec, per_example=True))):
