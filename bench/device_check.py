@@ -557,6 +557,29 @@ def resume_checks(case: dict, ref_w: str, work: str, base: dict, res: dict, path
     write_json(path, res)
   if len(ips) == 2:  # > 1: the flag slows the loop's step
     res['resume']['deterministic_ops_step_time_ratio'] = ips['default'] / ips['deterministic_ops']
+  if 'deterministic_ops' in res['resume'] and times['end'] - time.time() > 30:
+    res['resume']['max_pool_gradient_under_flag'] = max_pool_probe(_child_env(base, '', DETERMINISTIC_FLAG))
+    write_json(path, res)
+
+
+# XLA documents that the flag makes compilation fail on select-and-scatter (no deterministic kernel), the gradient
+# of a max pool: ResNet-50's stem has one, PreActResNet-18 (the resume check's model) none.
+_MAX_POOL_GRADIENT = """
+import flax.linen as nn, jax, jax.numpy as jnp
+f = jax.jit(jax.grad(lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))).sum()))
+print('max-pool gradient sum', float(f(jnp.ones((2, 16, 16, 8), jnp.float32)).sum()))
+"""
+
+
+def max_pool_probe(env: dict) -> dict:
+  """Whether a max pool's gradient (ResNet-50's stem) compiles and runs under `env`'s XLA flags: exit code and
+  the end of the output."""
+  try:
+    p = subprocess.run([sys.executable, '-c', _MAX_POOL_GRADIENT], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+  except subprocess.TimeoutExpired:
+    return {'rc': None, 'output_tail': 'timeout after 120 s'}
+  return {'rc': p.returncode, 'output_tail': (p.stdout + p.stderr)[-600:]}
 
 
 def loop_rows(lh: dict) -> list[dict]:
@@ -580,13 +603,18 @@ def loop_table(res: dict) -> str:
                  f'({f(r.get("eval_share_steady"), ".1%")}) | {f(r.get("save_share"), ".2%")} | '
                  f'{f(r.get("eval_s_each"), ".2f")} / {f(r.get("save_s_each"), ".3f")} | '
                  f'{f(peak / 2**30 if peak else None, ".1f")} |')
-  for label, c in res.get('resume', {}).items():
-    if isinstance(c, dict):
+  for label in ('default', 'deterministic_ops'):
+    c = res.get('resume', {}).get(label)
+    if c:
       lines.append(f'\nResume ({label}{", " + c["xla_flags"] if c.get("xla_flags") else ""}): SIGTERM at step '
                    f'{c.get("stopped_at_step")} (phase ends at {c.get("phase_end_step")}), re-run; final state bit for '
                    f'bit equal to the uninterrupted run: {c.get("state_bitwise_equal")} (parameter arrays differing: '
                    f'{c.get("params_arrays_differing")} of {c.get("params_arrays")}, max |diff| '
                    f'{f(c.get("params_max_abs_diff"), ".3g")}).')
+  probe = res.get('resume', {}).get('max_pool_gradient_under_flag')
+  if probe:
+    lines.append(f'\nA max pool\'s gradient (ResNet-50\'s stem) under {DETERMINISTIC_FLAG}: '
+                 f'{"compiles and runs" if probe["rc"] == 0 else "fails: " + probe["output_tail"][-200:]}.')
   ratio = res.get('resume', {}).get('deterministic_ops_step_time_ratio')
   if ratio:
     lines.append(f'\n{DETERMINISTIC_FLAG}: the loop\'s step time with it ÷ without it: {ratio:.3f} (from the two '

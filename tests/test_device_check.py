@@ -186,6 +186,9 @@ def test_resume_rows(smoke):
     a, meta_a = load_checkpoint(os.path.join(ref, 'checkpoints'), 28)
     b, meta_b = load_checkpoint(os.path.join(w, 'checkpoints'), 28)
     assert_states_equal(a, b, f'resume ({label})')
+  # On CPU the flag changes nothing: a max pool's gradient (select-and-scatter) compiles and runs under it.
+  assert res['resume']['max_pool_gradient_under_flag']['rc'] == 0
+  assert 'max-pool gradient sum 1024.0' in res['resume']['max_pool_gradient_under_flag']['output_tail']
   ips = {k: res['resume'][k]['reference_images_per_s'] for k in refs}
   assert ips['default'] == next(r['ips'] for r in res['loop'] if r['case'] == LOOP_CASES[1])
   assert res['resume']['deterministic_ops_step_time_ratio'] == pytest.approx(ips['default'] / ips['deterministic_ops'])
