@@ -192,3 +192,25 @@ def test_resume_rows(smoke):
   ips = {k: res['resume'][k]['reference_images_per_s'] for k in refs}
   assert ips['default'] == next(r['ips'] for r in res['loop'] if r['case'] == LOOP_CASES[1])
   assert res['resume']['deterministic_ops_step_time_ratio'] == pytest.approx(ips['default'] / ips['deterministic_ops'])
+
+
+def test_full_loop_cases_are_valid_configs_on_the_command_line():
+  """The full-size loop cases (never run here): their `refine_jax.main` flags parse into the very config the bare
+  step is built from, and it validates (synthetic data, no host ops, sizes) as the run's set-up will."""
+  from absl import flags
+  from ml_collections import config_flags
+  from bench import device_check
+  from refine_jax import config as config_lib
+  from refine_jax import registries, train
+  for case in device_check.loop_plan(False):
+    argv, fv = ['main'] + device_check.loop_args(case), flags.FlagValues()
+    config_flags.DEFINE_config_file('config', None, 'the config file', flag_values=fv, sys_argv=argv)
+    fv(argv)
+    want = device_check.loop_config(case)
+    assert train.config_to_dict(fv.config) == train.config_to_dict(want), case['name']
+    config_lib.validate(fv.config, registries.default())
+    assert want.dataset == 'synthetic' and want.dtype == 'bfloat16' and 'loop' in case['name']
+  sizes = {c['name']: (device_check.loop_config(c).model, device_check.loop_config(c).batch_size,
+                       device_check.loop_config(c).image_size) for c in device_check.loop_plan(False)}
+  assert sizes == {'loop/resnet50/b256/224px': ('resnet50', 256, 224),
+                   'loop/preact_resnet18/b128/32px': ('preact_resnet18', 128, 32)}
