@@ -25,10 +25,10 @@ from tests.conftest import ROOT, env_for, read_rows, read_summary
 from tests.test_device_check import _SITECUSTOMIZE, ON_DEVICE
 
 WHEELS = re.search(r'^WHEELS=\((.*)\)$', open(os.path.join(ROOT, 'bench', 'device_check.sh')).read(), re.M)
-# The digits demo on 256 synthetic 16-px images: 4 steps an epoch, 3 + 1 epochs, an eval every epoch.
+# The digits demo on 256 synthetic 16-px images: 4 steps an epoch, 5 + 1 epochs, an eval every epoch.
 SYNTHETIC = ['--config.dataset=synthetic', '--config.phases.augmented.pp=', '--config.phases.refine.pp=',
              '--config.synthetic.train_examples=256', '--config.synthetic.eval_examples=120',
-             '--config.diag_examples=120', '--config.phases.augmented.epochs=3', '--config.phases.refine.epochs=1',
+             '--config.diag_examples=120', '--config.phases.augmented.epochs=5', '--config.phases.refine.epochs=1',
              '--config.eval_every_epochs=1', '--config.phases.augmented.lr.boundaries_epochs=()',
              '--config.log_every_steps=2', '--config.checkpoint_every_steps=4']
 # Also in every process of the runs below: the top-level modules the process imported, written at exit.
@@ -176,19 +176,19 @@ def test_a_synthetic_run_trains_and_resumes_without_tensorflow(tmp_path, no_tf_e
   out, err = p.communicate(timeout=300)
   assert p.returncode == 3 and 'preempted' in err, err[-3000:]
   stopped = max(int(n) for n in os.listdir(os.path.join(w, 'checkpoints')) if n.isdigit())
-  assert 4 <= stopped < 12, stopped  # after the first eval (step 4), before the phase ends (step 12)
+  assert 4 <= stopped < 20, stopped  # after the first eval (step 4), before the phase ends (step 20)
   # The same command resumes from there and trains to the end.
   p = _main(no_tf_env, w, *SYNTHETIC)
   out, err = p.communicate(timeout=300)
   assert p.returncode == 0, err[-3000:]
   assert re.search(rf'resumed .* at step {stopped} \(phase augmented', err), err[-3000:]
-  assert [r['step'] for r in read_rows(w)] == [4, 8, 12, 16]
-  assert [r['phase'] for r in read_rows(w)] == ['augmented'] * 3 + ['refine']
+  assert [r['step'] for r in read_rows(w)] == [4, 8, 12, 16, 20, 24]
+  assert [r['phase'] for r in read_rows(w)] == ['augmented'] * 5 + ['refine']
   summary = read_summary(w)
-  assert summary['total_steps'] == 16 and set(summary['phases']) == {'augmented', 'refine'}
+  assert summary['total_steps'] == 24 and set(summary['phases']) == {'augmented', 'refine'}
   with open(os.path.join(w, 'timing.json')) as f:
     timing = json.load(f)
-  assert timing['images'] == (16 - stopped) * 64 and timing['peak_bytes_in_use'] is None
+  assert timing['images'] == (24 - stopped) * 64 and timing['peak_bytes_in_use'] is None
   assert timing['evals'] == sum(r['step'] > stopped for r in read_rows(w)) and timing['loop_s'] > timing['eval_s'] > 0
   # TensorBoard is skipped with one warning; nothing of TensorFlow was imported, and everything that was is on the
   # lent accelerator's image or comes as a wheel (bench/device_check.sh --prepare).
