@@ -65,6 +65,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.data_dir = config_dict.placeholder(str)
   c.download = False
   c.image_folder_skip_corrupt = False  # dataset='image_folder': skip and count unreadable files
+  # dataset='synthetic' (benchmarks; no TensorFlow, nothing read): uniform random uint8 images of image_size
+  # (required) and labels, made by numpy from (seed, split name); splits train (train_examples) and test /
+  # validation (eval_examples), held in memory. Every phase's pp and pp_eval must be '' (no host ops).
+  c.synthetic = ml_collections.ConfigDict({'num_classes': 10, 'train_examples': 2048, 'eval_examples': 512})
   c.train_split = 'train'
   c.eval_split = 'test'
   # The side of the square images the model receives, checked for every dataset before compute (each phase's
