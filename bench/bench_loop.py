@@ -7,9 +7,10 @@ One process, side by side, rounds interleaved (load drifts hit every variant):
   device-resident batch; images/s over a timed stretch of steps (blocked on at the end).
 - loop: `train.train_and_evaluate` in this process on CIFAR-10 from TFDS (AutoAugment + Cutout on the host,
   Mixup on device) at the paper's cadence, eval every epoch (test metrics + R̂ + R̂aug) and a checkpoint every 10
-  epochs. Its images/s is the median of its own logged speeds (each log interval, evals and blocking saves
-  left out, the phase's first interval left out); the shares are its own clock (seconds in evals, and blocked
-  in saves, over seconds in the phase loop).
+  epochs. Everything comes from the run's own clock, its workdir's timing.json (`loop_figures`): images/s is the
+  images trained over the seconds in the phase loops less those in evals and blocked in saves; the shares are
+  the seconds in evals, and blocked in saves, over the seconds in the phase loops. bench/device_check.py reads
+  the loop of a `python -m refine_jax.main` run on an accelerator with the same `loop_figures` and `Bare`.
 - the same loop with the host made slower than the step (a bench-only `sleep(ms)` op, serialised, after the
   augmentation), with the device prefetch on (depth 2) and off (0).
 
@@ -21,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging as py_logging
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -41,6 +40,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from bench import common  # noqa: E402
 from configs import common as cfg_common  # noqa: E402
+from refine_jax import metrics as metrics_lib  # noqa: E402
 from refine_jax import plan as plan_lib  # noqa: E402
 from refine_jax import steps  # noqa: E402
 from refine_jax import train  # noqa: E402
@@ -82,17 +82,20 @@ def make_config(a, pp: str, prefetch: int):
 
 
 class Bare:
-  """The loop's own step (Env from the same config and plan) on one device-resident batch."""
+  """The loop's own first-phase step (Env from the same config and plan, state and batch placed as the loop places
+  them) on one device-resident batch of `size`-pixel images of `num_classes` classes."""
 
-  def __init__(self, config, steps_per_epoch: int):
+  def __init__(self, config, steps_per_epoch: int, size: int = 32, num_classes: int = 10):
     plan = plan_lib.resolve(config, steps_per_epoch, ops_lib.build)
-    mesh = steps.make_mesh()
-    env = steps.make_env(config, plan, mesh, num_classes=10, mean=(125.0,) * 3, std=(63.0,) * 3)
+    mesh = steps.make_mesh(config.mesh_model)
+    env = steps.make_env(config, plan, mesh, num_classes=num_classes, mean=(125.0,) * 3, std=(63.0,) * 3)
     rng = np.random.default_rng(0)
     b = config.batch_size
-    self.batch = jax.device_put({'image': rng.integers(0, 256, (b, 32, 32, 3), dtype=np.uint8),
-                                 'label': rng.integers(0, 10, (b,), dtype=np.int32)}, NamedSharding(mesh, P('data')))
-    self.state = steps.init_state(env, (32, 32, 3), 0)
+    self.batch = jax.device_put({'image': rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
+                                 'label': rng.integers(0, num_classes, (b,), dtype=np.int32)},
+                                NamedSharding(mesh, P('data')))
+    self.state = jax.jit(functools.partial(steps.init_state, env, (size, size, 3)), static_argnums=0,
+                         out_shardings=NamedSharding(mesh, P()))(plan.seed)
     self.fn = jax.jit(functools.partial(steps.train_step, env, plan.phases[0].mix), donate_argnums=0)
     self.run(2)  # compile and warm up
 
@@ -104,34 +107,30 @@ class Bare:
     return n * self.batch['label'].shape[0] / (time.perf_counter() - t)
 
 
-class Lines(py_logging.Handler):
-  def __init__(self):
-    super().__init__()
-    self.lines = []
-
-  def emit(self, record):
-    self.lines.append(record.getMessage())
+def loop_figures(t: dict) -> dict:
+  """A run's figures from its own clock (its workdir's timing.json, `train._Run.timing`): images/s in the phase
+  loops with evals and blocking saves left out; the shares of the loop's seconds in evals with their diagnostics
+  (`eval_share`; `eval_share_steady` without each phase's first eval, which compiles) and blocked in saves; and
+  the seconds of one eval / one blocking save."""
+  train_s = t['loop_s'] - t['eval_s'] - t['save_s']
+  steady = t['loop_s'] - t['first_eval_s']
+  return {'ips': t['images'] / train_s, 'train_s': train_s, 'loop_s': t['loop_s'], 'eval_s': t['eval_s'],
+          'save_s': t['save_s'], 'first_eval_s': t['first_eval_s'], 'evals': t['evals'], 'saves': t['saves'],
+          'eval_share': t['eval_s'] / t['loop_s'],
+          'eval_share_steady': (t['eval_s'] - t['first_eval_s']) / steady if steady > 0 else None,
+          'save_share': t['save_s'] / t['loop_s'], 'eval_s_each': t['eval_s'] / t['evals'] if t['evals'] else None,
+          'save_s_each': t['save_s'] / t['saves'] if t['saves'] else None, 'wall_s': t['wall_s'],
+          'peak_bytes_in_use': t['peak_bytes_in_use']}
 
 
 def run_loop(config) -> dict:
-  """train_and_evaluate in this process; its logged speeds and clock."""
+  """train_and_evaluate in this process; the figures of its clock."""
   w = tempfile.mkdtemp(prefix='bench_loop_')
-  h = Lines()
-  logging.get_absl_logger().addHandler(h)
   try:
-    t = time.perf_counter()
     train.train_and_evaluate(config, w)
-    wall = time.perf_counter() - t
+    return loop_figures(metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING)))
   finally:
-    logging.get_absl_logger().removeHandler(h)
     shutil.rmtree(w, ignore_errors=True)
-  speeds = [float(m[1]) for l in h.lines if (m := re.match(r'step \d+/\d+ .* (\d+) images/s', l))]
-  evals = [float(m[1]) for l in h.lines if (m := re.match(r'eval step .*\(([\d.]+)s\)$', l))]
-  m = next(re.search(r'\(([\d.]+)s in the phase loops, of which evaluation ([\d.]+)s and blocking checkpoint '
-                     r'saves ([\d.]+)s\)', l) for l in h.lines if l.startswith('trained '))
-  loop, ev, save = (float(x) for x in m.groups())
-  return {'ips': statistics.median(speeds[1:] or speeds), 'loop_s': loop, 'eval_s': ev, 'save_s': save,
-          'first_eval_s': evals[0] if evals else 0.0, 'evals': len(evals), 'wall_s': wall}
 
 
 def main() -> None:
@@ -173,10 +172,9 @@ def main() -> None:
   for name in variants:
     xs = got[name]
     ips = statistics.median(x['ips'] for x in xs)
-    ev = statistics.median(x['eval_s'] / x['loop_s'] for x in xs)
-    ev_steady = statistics.median((x['eval_s'] - x['first_eval_s']) / (x['loop_s'] - x['first_eval_s'])
-                                  for x in xs)
-    sv = statistics.median(x['save_s'] / x['loop_s'] for x in xs)
+    ev = statistics.median(x['eval_share'] for x in xs)
+    ev_steady = statistics.median(x['eval_share_steady'] for x in xs)
+    sv = statistics.median(x['save_share'] for x in xs)
     loop_s = ', '.join(f'{x["loop_s"]:.1f}' for x in xs)
     rows.append(f'| {name} | {ips:.0f} | {statistics.median(adjacent[name]):.3f} | {ev:.1%} | {ev_steady:.1%} | {sv:.2%} | {loop_s} |')
   table = '\n'.join(rows) + (

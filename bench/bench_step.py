@@ -8,7 +8,7 @@ Nesterov momentum + weight decay, uint8 batch normalised on device; no TensorFlo
 model; PyTorch's is bench/torch_step.py (eager, train mode, the same
 optimiser) in the bench environment. Rounds alternate the two sides so load drifts hit both; the table gives
 the median step, images/s, the ratio, both parameter counts (the same architecture), and the model FLOP rate
-from XLA's cost analysis of our step (with --peak_tflops, the model FLOP utilisation).
+from `refine_jax.flops`' count of our step (with --peak_tflops, the model FLOP utilisation).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from bench import common  # noqa: E402
+from refine_jax import flops  # noqa: E402
 from refine_jax import steps  # noqa: E402
 
 # model: (image size, classes, batch) — CIFAR models at 32 px, ResNet-50 at ImageNet's 224 px.
@@ -46,11 +47,8 @@ class Ours:
                 'label': rng.integers(0, classes, (batch,), dtype=np.int32)}
     self.batch = jax.device_put(batch_np, NamedSharding(mesh, P('data')))
     fn = jax.jit(functools.partial(steps.train_step, env, phase.mix), donate_argnums=0)
-    compiled = fn.lower(self.state, self.batch).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    self.flops = float(cost.get('flops', 0.0)) if cost else 0.0
-    self.fn = compiled
+    self.flops = flops.count(fn, self.state, self.batch)
+    self.fn = fn.lower(self.state, self.batch).compile()
     self.state, loss = self.fn(self.state, self.batch)  # warm-up
     loss.block_until_ready()
 

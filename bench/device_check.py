@@ -1,20 +1,32 @@
-"""The prepared accelerator benchmark behind bench/device_check.sh: our jitted train step against the same model
-in PyTorch on the same device, batch and precision, plus the cost of on-device mixing.
+"""The prepared accelerator benchmark behind bench/device_check.sh: the real training loop against its bare step and
+a resumed run against an uninterrupted one, our jitted train step against the same model in PyTorch on the same
+device, batch and precision, plus the cost of on-device mixing.
 
     bash bench/device_check.sh [--smoke] [--budget_s=450] [--peak_tflops=N]      # the usual way
     python -m bench.device_check --out=DIR [--smoke] ...                          # what the script runs
 
-Three halves, each in its own process so that each framework has the whole device to itself (JAX preallocates
+Four halves, each in its own process so that each framework has the whole device to itself (JAX preallocates
 most of a GPU's memory), run one after the other by `main`:
+- `loop` (first: the most important): `python -m refine_jax.main` runs on `synthetic` data (`loop_plan`: Table 5's
+  ResNet-50 and Table 1's PreActResNet-18 configs at the paper's cadence scaled to a short run), each against the
+  bare step of the very same config (`bench.bench_loop.Bare`, timed in a process of its own before them), read
+  from the runs' own clocks (timing.json, `bench.bench_loop.loop_figures`): the loop's images/s ÷ the bare
+  step's, the shares of evaluation with the R̂ / R̂aug diagnostics and of blocking checkpoint saves, the peak
+  device memory. Then the resume check (`resume_checks`): the PreActResNet-18 run stopped by SIGTERM after its
+  first eval and re-run, against the uninterrupted run, without and with --xla_gpu_deterministic_ops=true: are
+  the final train states bit for bit equal, and what does the flag cost in the loop's step time.
 - `jax`: per case, the Env training builds (`bench.common.step_env`), the state made by `jax.jit(init_state,
   out_shardings=replicated)` and the batch put on the `data` axis of the mesh (`NamedSharding`), the step
   `jax.jit(train_step, donate_argnums=0)` — exactly as `refine_jax.train` does — lowered and compiled once; the
-  model FLOPs of one step from XLA's cost analysis of the compiled step. Right after the case the mixing block
+  model FLOPs of one step (the TFLOP/s and MFU numerator) counted from the step's jaxpr by `refine_jax.flops`
+  (matrix products and convolutions, forward and backward, PyTorch's flop counter's convention), with XLA's cost
+  analysis of the compiled and the lowered step beside it for reference only (on GPU the compiled one misses the
+  cuDNN convolutions). Right after the case the mixing block
   shares (its `none`), Mixup / CutMix / Manifold Mixup, timed interleaved with it round by round.
 - `torch`: the same models (bench/torch_step.get_model; torchvision's ResNet-50) in eager PyTorch, bf16
   autocast, channels_last, the same SGD (lr 0.01, Nesterov momentum 0.9, weight decay 5e-4), the same uint8
   batch normalised inside the step; model FLOPs of one step from torch.utils.flop_counter (an independent
-  count beside XLA's).
+  count beside ours).
 - `torch_compile`: the ResNet-50 case again with `torch.compile(model)`, in a process of its own under a
   timeout; a failure or a timeout is recorded, not fatal.
 
@@ -35,6 +47,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -52,6 +65,8 @@ SPEC_PEAK_BF16 = {'H200': 989.4, 'H100': 989.4}
 MEASURED_MATMUL_BF16 = {'H200': 790.0}
 MEAN, STD = (0.5,) * 3, (0.25,) * 3  # bench.common.step_env's normalisation; the PyTorch side uses the same
 MIX_KINDS = ('none', 'mixup', 'cutmix', 'manifold_mixup')
+FLOPS_SOURCE = ('refine_jax.flops: the jaxpr\'s matrix products and convolutions, forward and backward, '
+                '2 per multiply-add')
 
 
 def plan(smoke: bool) -> dict:
@@ -108,6 +123,7 @@ class OurStep:
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
     from bench import common
+    from refine_jax import flops
     from refine_jax import steps
     self.jax = jax
     env, phase = common.step_env(model, classes, dtype=dtype, kind=kind)
@@ -122,12 +138,10 @@ class OurStep:
     lowered = step_fn.lower(self.state, self.batch)
     self.fn = lowered.compile()  # the executable a call of step_fn would build and run
     self.compile_s = time.perf_counter() - t
-    # The MFU's FLOPs: XLA's cost analysis of the compiled (optimised) step; that of the lowered module beside it,
-    # and in its place where a backend's compiled analysis counts nothing.
-    self.flops_lowered = _flops(lowered.cost_analysis())
-    self.flops, self.flops_source = _flops(self.fn.cost_analysis()), 'compiled'
-    if not self.flops:
-      self.flops, self.flops_source = self.flops_lowered, 'lowered'
+    # The MFU's FLOPs, counted from the step's jaxpr (traced, not run: the donated state stays valid); XLA's
+    # cost analysis of the compiled and the lowered step for reference only.
+    self.flops = float(flops.count(step_fn, self.state, self.batch))
+    self.xla_flops, self.xla_flops_lowered = _xla_flops(self.fn.cost_analysis()), _xla_flops(lowered.cost_analysis())
     self.state, loss = self.fn(self.state, self.batch)
     self.first_loss = float(loss)  # random init, step 0
 
@@ -139,7 +153,7 @@ class OurStep:
     self.jax.block_until_ready(self.state)
 
 
-def _flops(cost) -> float:
+def _xla_flops(cost) -> float:
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else None
   return float(cost.get('flops', 0.0)) if cost else 0.0
@@ -168,7 +182,7 @@ def jax_half(a, p: dict, path: str) -> None:
     t = _time_rounds(s.run, s.sync, p['rounds'], p['steps'])
     res['steps'][key] = {'model': model, 'batch': batch, 'size': size, 'classes': classes, 'dtype': p['dtype'],
                          'step_s': t, 'median_step_s': statistics.median(t), 'flops_per_step': s.flops,
-                         'flops_source': s.flops_source, 'flops_lowered': s.flops_lowered, 'compile_s': s.compile_s,
+                         'xla_flops': s.xla_flops, 'xla_flops_lowered': s.xla_flops_lowered, 'compile_s': s.compile_s,
                          'first_loss': s.first_loss, 'params': s.params}
     print(f'jax  {key}: {batch / statistics.median(t):,.1f} images/s, first loss {s.first_loss:.4f}, '
           f'compile {s.compile_s:.1f} s (at {time.time() - t0:.0f} s)', flush=True)
@@ -295,6 +309,323 @@ def torch_half(a, p: dict, path: str, compile_model: bool) -> None:
       torch.cuda.empty_cache()
 
 
+# ------------------------------------------------------------------------------------------------ the loop half
+
+DETERMINISTIC_FLAG = '--xla_gpu_deterministic_ops=true'
+LOOP_SHARE = 0.55  # of --budget_s: the loop half's limit (its runs each start and compile a process)
+
+
+def loop_plan(smoke: bool) -> list[dict]:
+  """The real-loop cases: `python -m refine_jax.main` on `synthetic` data, as a user runs it on a machine without
+  TensorFlow, each against the bare step of its own config (`bench.bench_loop.Bare`).
+
+  Full: Table 5's ResNet-50 (configs/imagenet_r50_mixup.py: batch 256, 224 px, Mixup γ = 0.2, 1000 classes) and
+  Table 1's PreActResNet-18 (configs/cifar10_preact18_mixup.py: batch 128, 32 px, Mixup γ = 1), both bfloat16, at
+  the paper's cadence scaled to a short run: an eval (test metrics, R̂, R̂aug) every epoch, the phase switch, the
+  phase-end diagnostics, checkpoints. Data scaled 1:250 (ResNet-50: 5,120 training images = 20 steps an epoch,
+  256 test, one eval batch of diagnostics for the paper's 10,000) and 1:10 (PreActResNet-18: 5,120 = 40 steps an
+  epoch, 1,024 test, one eval batch of diagnostics for 2,000), 4 + 1 and 8 + 1 epochs; a checkpoint every epoch
+  and every 2 epochs (the configs: 5 and 10), so that saves get timed. The resume check re-runs the last case.
+  Smoke: the same configs and code with resnet_tiny at 16 px, batch 8, 4 steps an epoch, 6 + 1 epochs, float32.
+  """
+  synthetic = {'dataset': 'synthetic', 'pp_eval': '', 'phases.augmented.pp': '', 'phases.refine.pp': '',
+               'phases.augmented.lr.boundaries_epochs': (), 'dtype': 'bfloat16', 'phases.refine.epochs': 1.0}
+  cases = [
+      {'name': 'loop/resnet50/b256/224px', 'config': 'imagenet_r50_mixup', 'overrides': {
+          **synthetic, 'synthetic.num_classes': 1000, 'synthetic.train_examples': 5120,
+          'synthetic.eval_examples': 256, 'eval_batch_size': 256, 'diag_examples': 256,
+          'phase_end_diag_examples': 256, 'phases.augmented.epochs': 4.0, 'checkpoint_every_epochs': 1.0}},
+      {'name': 'loop/preact_resnet18/b128/32px', 'config': 'cifar10_preact18_mixup', 'overrides': {
+          **synthetic, 'synthetic.train_examples': 5120, 'synthetic.eval_examples': 1024, 'eval_batch_size': 256,
+          'diag_examples': 256, 'phase_end_diag_examples': 256, 'phases.augmented.epochs': 8.0,
+          'checkpoint_every_epochs': 2.0}},
+  ]
+  if not smoke:
+    return cases
+  tiny = {'model': 'resnet_tiny', 'image_size': 16, 'batch_size': 8, 'eval_batch_size': 8, 'diag_examples': 8,
+          'phase_end_diag_examples': 8, 'synthetic.train_examples': 32, 'synthetic.eval_examples': 16,
+          'dtype': 'float32', 'phases.augmented.epochs': 6.0, 'checkpoint_every_epochs': 1.0}
+  return [{**c, 'name': f'loop/{c["config"]}/resnet_tiny/b8/16px', 'overrides': {**c['overrides'], **tiny}}
+          for c in cases]
+
+
+def loop_config(case: dict):
+  """The ConfigDict that the case's `python -m refine_jax.main` run trains: its config file with its overrides."""
+  import importlib
+  c = importlib.import_module(f'configs.{case["config"]}').get_config()
+  c.update_from_flattened_dict(case['overrides'])
+  return c
+
+
+def loop_args(case: dict) -> list[str]:
+  """The case's `refine_jax.main` flags: its config file and one --config.FIELD=VALUE per override."""
+  def value(v):
+    return '(' + ''.join(f'{x},' for x in v) + ')' if isinstance(v, tuple) else str(v)
+  return [f'--config={os.path.join(ROOT, "configs", case["config"] + ".py")}'] + [
+      f'--config.{k}={value(v)}' for k, v in case['overrides'].items()]
+
+
+def loop_bare_half(a, path: str) -> None:
+  """The bare step of every loop case's config (`bench_loop.Bare`: the loop's own Env and first-phase step on one
+  device-resident batch), timed as the step rows are; a process of its own, run before the loops."""
+  import jax
+  from bench import bench_loop
+  from refine_jax import train
+  p = plan(a.smoke)
+  res = {'backend': jax.default_backend(), 'cases': {}}
+  for case in loop_plan(a.smoke):
+    c = loop_config(case)
+    t = time.perf_counter()
+    bare = bench_loop.Bare(c, c.synthetic.train_examples // c.batch_size, c.image_size, c.synthetic.num_classes)
+    compile_s = time.perf_counter() - t
+    if p['warmup']:
+      bare.run(p['warmup'])
+    ips = [bare.run(p['steps']) for _ in range(p['rounds'])]
+    res['cases'][case['name']] = {'images_per_s': statistics.median(ips), 'rounds': ips, 'compile_s': compile_s,
+                                  'config': train.config_to_dict(c)}
+    print(f'bare {case["name"]}: {statistics.median(ips):,.1f} images/s (compile {compile_s:.1f} s)', flush=True)
+    write_json(path, res)
+    del bare
+
+
+def _child_env(base: dict, cache: str = '', xla_flags: str = '') -> dict:
+  """The environment of a child of the loop half: `base` (the half's own before it hid the device from itself),
+  with a persistent compilation cache and extra XLA flags."""
+  env = dict(base)
+  if cache:
+    env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+  if xla_flags:
+    env['XLA_FLAGS'] = f'{env.get("XLA_FLAGS", "")} {xla_flags}'.strip()
+  return env
+
+
+def _main_run(case: dict, workdir: str, env: dict, timeout_s: float, stop_after_first_eval: bool = False) -> dict:
+  """`python -m refine_jax.main` of `case` into `workdir` (output appended to `workdir`.log); with
+  `stop_after_first_eval`, SIGTERM as soon as its first eval row is written (a preemption mid-phase). Its exit
+  code (None: killed at `timeout_s`), wall seconds and, when it failed, the end of its output."""
+  cmd = [sys.executable, '-m', 'refine_jax.main', f'--workdir={workdir}'] + loop_args(case)
+  t, rows = time.perf_counter(), os.path.join(workdir, 'metrics.jsonl')
+  deadline = t + max(1.0, timeout_s)
+  with open(workdir + '.log', 'a') as out:
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    while stop_after_first_eval and p.poll() is None and time.perf_counter() < deadline:
+      if os.path.exists(rows) and os.path.getsize(rows):
+        p.send_signal(signal.SIGTERM)
+        break
+      time.sleep(0.02)
+    try:
+      rc = p.wait(timeout=max(1.0, deadline - time.perf_counter()))
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+      rc = None
+  got = {'rc': rc, 'wall_s': time.perf_counter() - t}
+  if rc not in (0, 3 if stop_after_first_eval else 0):
+    got['output_tail'] = open(workdir + '.log').read()[-1500:]
+  return got
+
+
+def _final_state(workdir: str) -> tuple[str, dict, int]:
+  """(SHA-256 of the whole train state, {name: parameter array}, step) of a run's newest checkpoint, read on this
+  process's CPU and verified against the checksum saved with it."""
+  import jax
+  import numpy as np
+  from refine_jax import checkpoint as ckpt_lib
+  with ckpt_lib.Checkpoints(os.path.join(workdir, 'checkpoints'), read_only=True) as c:
+    state, meta = c.restore_raw(c.steps()[-1])
+  params = {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(state['params'])[0]}
+  return ckpt_lib.digest(state), params, int(meta['step'])
+
+
+def _compare(ref_w: str, w: str) -> dict:
+  """The final train states of two runs: bit for bit equal (the whole state; the parameters), and how far apart."""
+  import numpy as np
+  da, pa, sa = _final_state(ref_w)
+  db, pb, sb = _final_state(w)
+  differ = sorted(k for k in pa if pa[k].tobytes() != pb[k].tobytes())
+  far = max((float(np.max(np.abs(pa[k].astype(np.float64) - pb[k].astype(np.float64)))) for k in differ), default=0.0)
+  return {'final_steps': [sa, sb], 'state_bitwise_equal': da == db, 'params_bitwise_equal': not differ,
+          'params_arrays': len(pa), 'params_arrays_differing': len(differ), 'params_max_abs_diff': far,
+          'first_differing': differ[:3]}
+
+
+def resume_check(case: dict, ref_w: str, w: str, env: dict, timeout_s: float) -> dict:
+  """`case` stopped by SIGTERM once its first eval row is written (mid-phase: it saves and exits 3) and re-run
+  (it resumes from that checkpoint and trains to the end), against the uninterrupted run in `ref_w`."""
+  from refine_jax import metrics as metrics_lib
+  t = time.perf_counter()
+  first = _main_run(case, w, env, timeout_s, stop_after_first_eval=True)
+  ckpts = os.path.join(w, 'checkpoints')
+  stopped = max((int(n) for n in os.listdir(ckpts) if n.isdigit()), default=None) if os.path.isdir(ckpts) else None
+  out = {'interrupted': first, 'stopped_at_step': stopped,
+         'phase_end_step': metrics_lib.load_summary(ref_w)['phases']['augmented']['end_step']}
+  out['mid_phase'] = stopped is not None and 0 < stopped < out['phase_end_step']
+  if first['rc'] != 3:
+    return out
+  out['resumed'] = _main_run(case, w, env, timeout_s - (time.perf_counter() - t))
+  if out['resumed']['rc'] == 0:
+    out['resumed_images'] = metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING))['images']
+    out.update(_compare(ref_w, w))
+  return out
+
+
+def loop_half(a, path: str) -> None:
+  """The loop cases against their bare steps, then the resume check without and with `DETERMINISTIC_FLAG` (and the
+  flag's cost in the loop's step time), in that order of importance; what has not started by `--start_cases_s` is
+  listed as skipped. The runs' workdirs lie under OUT/work (removed by `main` unless --keep_work)."""
+  from absl import logging
+  base = dict(os.environ)
+  os.environ['JAX_PLATFORMS'] = 'cpu'  # this process reads checkpoints only: the device belongs to its children
+  logging.set_verbosity(logging.ERROR)  # Orbax's notes on opening checkpoints read-only
+  t0 = time.time()
+  times = {'t0': t0, 'deadline': t0 + a.start_cases_s, 'end': t0 + a.start_cases_s / 0.8}  # the half's limit
+  work = os.path.join(a.out, 'work')
+  shutil.rmtree(work, ignore_errors=True)
+  os.makedirs(work)
+  cache = os.path.join(work, 'jax_cache')
+  res = {'cases': {}, 'resume': {}, 'skipped': []}
+  write_json(path, res)
+  try:
+    res['bare_rc'] = subprocess.run([sys.executable, '-m', 'bench.device_check', '--half=loop_bare', f'--out={work}']
+                                    + (['--smoke'] if a.smoke else []), cwd=ROOT, env=_child_env(base, cache),
+                                    timeout=times['end'] - time.time()).returncode
+  except subprocess.TimeoutExpired:
+    res['bare_rc'] = None  # killed at the half's limit: the loop rows go without their ratio
+  bare_path = os.path.join(work, 'loop_bare.json')
+  bare = json.load(open(bare_path))['cases'] if os.path.exists(bare_path) else {}
+  cases = loop_plan(a.smoke)
+  runs = loop_runs(cases, bare, work, _child_env(base, cache), res, path, times)
+  if cases[-1]['name'] in runs:
+    resume_checks(cases[-1], runs[cases[-1]['name']], work, base, res, path, times)
+  else:
+    res['skipped'] += ['resume/default', 'resume/deterministic_ops']
+  write_json(path, res)
+
+
+def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, path: str, times: dict) -> dict:
+  """Runs each loop case (`python -m refine_jax.main`) and reads its clock; {case name: workdir} of those that
+  finished."""
+  from bench import bench_loop
+  from refine_jax import config as config_lib
+  from refine_jax import metrics as metrics_lib
+  runs = {}
+  for case in cases:
+    name = case['name']
+    if time.time() > times['deadline']:
+      res['skipped'].append(name)
+      continue
+    w, c = os.path.join(work, name.replace('/', '_')), loop_config(case)
+    row = {'config': f'configs/{case["config"]}.py', 'overrides': case['overrides'], 'model': c.model,
+           'batch': c.batch_size, 'image_size': c.image_size, 'classes': c.synthetic.num_classes, 'dtype': c.dtype,
+           **_main_run(case, w, env, times['end'] - time.time())}
+    if row['rc'] == 0:
+      runs[name] = w
+      row.update(bench_loop.loop_figures(metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING))))
+      if name in bare:
+        config = metrics_lib.read_json(os.path.join(w, metrics_lib.CONFIG))
+        row.update(bare_images_per_s=bare[name]['images_per_s'], loop_over_bare=row['ips'] / bare[name]['images_per_s'],
+                   config_differs_from_bare=[k for k, _, _ in config_lib.diff(bare[name]['config'], config)])
+    res['cases'][name] = row
+    nan = float('nan')
+    print(f'{name}: {row.get("ips", nan):,.1f} images/s in the loop, {row.get("loop_over_bare", nan):.3f} of the bare '
+          f'step (at {time.time() - times["t0"]:.0f} s)', flush=True)
+    write_json(path, res)
+  return runs
+
+
+def resume_checks(case: dict, ref_w: str, work: str, base: dict, res: dict, path: str, times: dict) -> None:
+  """`resume_check` of `case` without any flag (against its loop run) and with `DETERMINISTIC_FLAG` (against an
+  uninterrupted run under the flag, whose clock gives the flag's cost), each started only with time for it."""
+  from bench import bench_loop
+  from refine_jax import metrics as metrics_lib
+  ips = {}
+  for label, flag in (('default', ''), ('deterministic_ops', DETERMINISTIC_FLAG)):
+    walls = [res['cases'][case['name']]['wall_s']] + [r['wall_s'] for k, r in res['resume'].get('default', {}).items()
+                                                     if k in ('interrupted', 'resumed')]
+    if time.time() > times['deadline'] or (flag and times['end'] - time.time() < 1.2 * sum(walls)):
+      res['skipped'].append(f'resume/{label}')
+      continue
+    # No compilation cache: each process compiles (and autotunes) afresh, as a resumed job does.
+    env, w = _child_env(base, '', flag), os.path.join(work, f'resume_{label}')
+    check = {'xla_flags': flag}
+    if flag:
+      ref_w = w + '_uninterrupted'
+      check['uninterrupted'] = _main_run(case, ref_w, env, times['end'] - time.time())
+    if check.get('uninterrupted', {'rc': 0})['rc'] == 0:
+      ips[label] = bench_loop.loop_figures(metrics_lib.read_json(os.path.join(ref_w, metrics_lib.TIMING)))['ips']
+      check.update(reference_images_per_s=ips[label], **resume_check(case, ref_w, w, env, times['end'] - time.time()))
+    res['resume'][label] = check
+    print(f'resume ({label}): stopped at step {check.get("stopped_at_step")}, final state bit for bit equal: '
+          f'{check.get("state_bitwise_equal")} (at {time.time() - times["t0"]:.0f} s)', flush=True)
+    write_json(path, res)
+  if len(ips) == 2:  # > 1: the flag slows the loop's step
+    res['resume']['deterministic_ops_step_time_ratio'] = ips['default'] / ips['deterministic_ops']
+  if 'deterministic_ops' in res['resume'] and times['end'] - time.time() > 30:
+    res['resume']['max_pool_gradient_under_flag'] = max_pool_probe(_child_env(base, '', DETERMINISTIC_FLAG))
+    write_json(path, res)
+
+
+# XLA documents that the flag makes compilation fail on select-and-scatter (no deterministic kernel), the gradient
+# of a max pool: ResNet-50's stem has one, PreActResNet-18 (the resume check's model) none.
+_MAX_POOL_GRADIENT = """
+import flax.linen as nn, jax, jax.numpy as jnp
+f = jax.jit(jax.grad(lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1))).sum()))
+print('max-pool gradient sum', float(f(jnp.ones((2, 16, 16, 8), jnp.float32)).sum()))
+"""
+
+
+def max_pool_probe(env: dict) -> dict:
+  """Whether a max pool's gradient (ResNet-50's stem) compiles and runs under `env`'s XLA flags: exit code and
+  the end of the output."""
+  try:
+    p = subprocess.run([sys.executable, '-c', _MAX_POOL_GRADIENT], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+  except subprocess.TimeoutExpired:
+    return {'rc': None, 'output_tail': 'timeout after 120 s'}
+  return {'rc': p.returncode, 'output_tail': (p.stdout + p.stderr)[-600:]}
+
+
+def loop_rows(lh: dict) -> list[dict]:
+  """The loop half's cases as rows of device_check.json ('case' names them)."""
+  return [{'case': name, **row} for name, row in lh.get('cases', {}).items()]
+
+
+def loop_table(res: dict) -> str:
+  """The loop rows and the resume check as markdown, for device_check.md."""
+  def f(v, fmt):
+    return format(v, fmt) if isinstance(v, (int, float)) else '—'
+  lines = ['| loop case (model, batch, px, dtype) | loop images/s | bare step images/s | loop ÷ bare | eval + '
+           'diagnostics share (steady) | blocking checkpoint share | s per eval / per save | peak device memory '
+           '(GiB) |',
+           '|---|---|---|---|---|---|---|---|']
+  for r in res.get('loop', []):
+    peak = r.get('peak_bytes_in_use')
+    lines.append(f'| {r["case"]} ({r["model"]}, {r["batch"]}, {r["image_size"]}, {r["dtype"]}) | '
+                 f'{f(r.get("ips"), ",.1f")} | {f(r.get("bare_images_per_s"), ",.1f")} | '
+                 f'{f(r.get("loop_over_bare"), ".3f")} | {f(r.get("eval_share"), ".1%")} '
+                 f'({f(r.get("eval_share_steady"), ".1%")}) | {f(r.get("save_share"), ".2%")} | '
+                 f'{f(r.get("eval_s_each"), ".2f")} / {f(r.get("save_s_each"), ".3f")} | '
+                 f'{f(peak / 2**30 if peak else None, ".1f")} |')
+  for label in ('default', 'deterministic_ops'):
+    c = res.get('resume', {}).get(label)
+    if c:
+      lines.append(f'\nResume ({label}{", " + c["xla_flags"] if c.get("xla_flags") else ""}): SIGTERM at step '
+                   f'{c.get("stopped_at_step")} (phase ends at {c.get("phase_end_step")}), re-run; final state bit for '
+                   f'bit equal to the uninterrupted run: {c.get("state_bitwise_equal")} (parameter arrays differing: '
+                   f'{c.get("params_arrays_differing")} of {c.get("params_arrays")}, max |diff| '
+                   f'{f(c.get("params_max_abs_diff"), ".3g")}).')
+  probe = res.get('resume', {}).get('max_pool_gradient_under_flag')
+  if probe:
+    lines.append(f'\nA max pool\'s gradient (ResNet-50\'s stem) under {DETERMINISTIC_FLAG}: '
+                 f'{"compiles and runs" if probe["rc"] == 0 else "fails: " + probe["output_tail"][-200:]}.')
+  ratio = res.get('resume', {}).get('deterministic_ops_step_time_ratio')
+  if ratio:
+    lines.append(f'\n{DETERMINISTIC_FLAG}: the loop\'s step time with it ÷ without it: {ratio:.3f} (from the two '
+                 'uninterrupted runs\' clocks).')
+  return '\n'.join(lines)
+
+
 # -------------------------------------------------------------------------------------------------- the driver
 
 def _peak(device_kind: str, override):
@@ -357,8 +688,8 @@ def merge(p: dict, j: dict, t: dict, tc: dict, peak, peak_source: str, measured)
       r.update({'ours_step_s': o['median_step_s'], 'ours_images_per_s': ips, 'ours_model_tflops': tflops,
                 'ours_mfu': tflops / peak if peak else None,
                 'ours_mfu_vs_measured_matmul': tflops / measured if measured else None,
-                'ours_flops_per_step': o['flops_per_step'], 'ours_flops_source': o['flops_source'],
-                'ours_flops_lowered': o['flops_lowered'],
+                'ours_flops_per_step': o['flops_per_step'], 'ours_flops_source': FLOPS_SOURCE,
+                'ours_xla_flops_per_step': o['xla_flops'], 'ours_xla_flops_lowered': o['xla_flops_lowered'],
                 'ours_first_loss': o['first_loss'], 'ours_params': o['params'], 'ours_compile_s': o['compile_s']})
     if q:
       tflops = q['flops_per_step'] / q['median_step_s'] / 1e12
@@ -368,9 +699,11 @@ def merge(p: dict, j: dict, t: dict, tc: dict, peak, peak_source: str, measured)
                 'torch_params': q['params']})
     if o and q:
       r['ours_over_torch'] = r['ours_images_per_s'] / r['torch_images_per_s']
-      # XLA's FLOP count of our step over PyTorch's FLOP counter on the same model and batch: how far the
-      # MFU's numerator can be trusted (matmuls and convolutions only on PyTorch's side).
-      r['flops_xla_over_torch_counter'] = o['flops_per_step'] / q['flops_per_step'] if q['flops_per_step'] else None
+      # Our count of our step over PyTorch's FLOP counter on the same model and batch (both: matrix products and
+      # convolutions, forward and backward): the check of the MFU's numerator. XLA's count over it for reference.
+      tq = q['flops_per_step']
+      r['ours_flops_over_torch'] = o['flops_per_step'] / tq if tq else None
+      r['flops_xla_over_torch_counter'] = o['xla_flops'] / tq if tq else None
     c = tc.get('steps', {}).get(key)
     if c:
       r.update({'torch_compile_step_s': c['median_step_s'], 'torch_compile_images_per_s': batch / c['median_step_s'],
@@ -412,7 +745,10 @@ def table(res: dict) -> str:
   lines += ['', f'Device: {m["jax_device"]} (JAX {m.get("jax")}, {m.get("jax_backend")}); PyTorch {m.get("torch")} on '
             f'{m.get("torch_device")}. Peak for MFU: {m["peak_tflops"]} TFLOP/s ({m["peak_source"]}). '
             f'XLA_FLAGS={m["xla_flags"]!r}. torch.compile: {m["torch_compile_status"]}. '
-            f'Timing: {m["warmup"]} warm-up steps untimed, median of {m["rounds"]} rounds × {m["steps"]} steps.']
+            f'Timing: {m["warmup"]} warm-up steps untimed, median of {m["rounds"]} rounds × {m["steps"]} steps.',
+            '', f'Model FLOPs (TFLOP/s, MFU), ours from {FLOPS_SOURCE}; PyTorch\'s from torch.utils.flop_counter. '
+            'Ours / PyTorch\'s count per row: ' + ', '.join(f(r.get('ours_flops_over_torch'), '.4f')
+                                                            for r in res['steps']) + '.']
   return '\n'.join(lines)
 
 
@@ -425,13 +761,17 @@ def main() -> None:
   ap.add_argument('--peak_tflops', type=float, help='the chip\'s bf16 peak (default: the spec of a known GPU)')
   ap.add_argument('--no_torch', action='store_true', help='JAX half only')
   ap.add_argument('--no_torch_compile', action='store_true')
-  ap.add_argument('--half', choices=('jax', 'torch', 'torch_compile'), help=argparse.SUPPRESS)
+  ap.add_argument('--no_loop', action='store_true', help='without the real-loop half')
+  ap.add_argument('--keep_work', action='store_true', help='keep the loop half\'s workdirs (OUT/work)')
+  ap.add_argument('--half', choices=('jax', 'torch', 'torch_compile', 'loop', 'loop_bare'), help=argparse.SUPPRESS)
   ap.add_argument('--start_cases_s', type=float, default=1e9, help=argparse.SUPPRESS)  # a half's: no new case after
   a = ap.parse_args()
   os.makedirs(a.out, exist_ok=True)
   p = plan(a.smoke)
   if a.half == 'jax':
     return jax_half(a, p, os.path.join(a.out, 'jax.json'))
+  if a.half in ('loop', 'loop_bare'):
+    return (loop_half if a.half == 'loop' else loop_bare_half)(a, os.path.join(a.out, f'{a.half}.json'))
   if a.half:
     return torch_half(a, p, os.path.join(a.out, f'{a.half}.json'), a.half == 'torch_compile')
 
@@ -446,20 +786,28 @@ def main() -> None:
   def left() -> float:
     return a.budget_s - (time.time() - t0)
 
-  # Shares of the budget: the JAX half until 60 %, eager PyTorch until 85 %, torch.compile the rest (≤ its own
-  # limit). A half starts no new case after 80 % of its limit (those left are listed as skipped), so that the
-  # case in flight can finish. The cases run in order of importance (ResNet-50 first, then the mixing block).
-  j = _run_half(a, 'jax', 0.6 * a.budget_s, log)
+  # Shares of the budget: the loop half (the real loop, then the resume check) LOOP_SHARE; of the rest, the JAX half
+  # 60 %, eager PyTorch until 15 % is left, torch.compile that (≤ its own limit). A half starts no new case after
+  # 80 % of its limit (those left are listed as skipped), so that the case in flight can finish. The cases run in
+  # order of importance (ResNet-50 first, then the mixing block).
+  lh = {'status': 'not run (--no_loop)'}
+  if not a.no_loop:
+    lh = _run_half(a, 'loop', LOOP_SHARE * a.budget_s, log)
+    if not a.keep_work:
+      shutil.rmtree(os.path.join(a.out, 'work'), ignore_errors=True)
+  rest = left()
+  j = _run_half(a, 'jax', 0.6 * rest, log)
   t = {'status': 'not run (--no_torch)'}
   tc = {'status': 'not run (--no_torch or --no_torch_compile)'}
   if not a.no_torch:
-    t = _run_half(a, 'torch', max(1.0, left() - 0.15 * a.budget_s), log)
+    t = _run_half(a, 'torch', max(1.0, left() - 0.15 * rest), log)
     if not a.no_torch_compile:
       tc = _run_half(a, 'torch_compile', min(a.compile_timeout_s, max(1.0, left())), log)
   kind = j.get('device_kind', '?')
   peak, peak_source = _peak(kind, a.peak_tflops)
   measured = next((v for n, v in MEASURED_MATMUL_BF16.items() if n in kind), None)
   res = merge(p, j, t, tc, peak, peak_source, measured)
+  res['loop'], res['resume'] = loop_rows(lh), lh.get('resume', {})
   res['meta'] = {
       'smoke': a.smoke, 'dtype': p['dtype'], 'warmup': p['warmup'], 'rounds': p['rounds'], 'steps': p['steps'],
       'date_utc': time.strftime('%Y-%m-%d %H:%M', time.gmtime()), 'wall_s': time.time() - t0,
@@ -474,14 +822,17 @@ def main() -> None:
       'peak_tflops': peak, 'peak_source': peak_source, 'measured_matmul_tflops': measured,
       'measured_matmul_source': '/work/.library/device/KINDS.md: 8192^3 bf16 matmul via PyTorch, 769-798 TFLOP/s'
                                 if measured else None,
-      'skipped': j.get('skipped', []) + t.get('skipped', []) + tc.get('skipped', [])}
+      'skipped': j.get('skipped', []) + t.get('skipped', []) + tc.get('skipped', []) + lh.get('skipped', []),
+      'loop_status': lh['status']}
   write_json(os.path.join(a.out, 'device_check.json'), res)
-  tab = table(res)
+  tab = table(res) + '\n\n' + loop_table(res)
   with open(os.path.join(a.out, 'device_check.md'), 'w') as f:
     f.write(tab + '\n')
   log(tab)
   log(f'wrote {os.path.join(a.out, "device_check.json")} in {res["meta"]["wall_s"]:.0f} s')
   if j['status'] != 'ok' or not res['steps'] or not any('ours_images_per_s' in r for r in res['steps']):
+    sys.exit(1)
+  if not a.no_loop and (lh['status'] != 'ok' or not any('ips' in r for r in res['loop'])):
     sys.exit(1)
 
 

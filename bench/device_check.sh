@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The prepared accelerator benchmark (issue 16): our jitted train step vs the same model in PyTorch on the same
-# device, batch and precision, and the cost of on-device mixing. Prints a table; writes device_check.json,
+# The prepared accelerator benchmark (issues 16, 23): the real loop on synthetic data vs its bare step and a resumed run
+# vs an uninterrupted one, our jitted train step vs the same model in PyTorch on the same device, batch and precision,
+# and the cost of on-device mixing. Prints a table; writes device_check.json,
 # device_check.md, device_check.log and each half's JSON under $OUT (default bench/out/device_check).
 #
 #   bash bench/device_check.sh --prepare   # here, once: the pure-Python wheels the lent machine lacks, into .whl/
@@ -11,8 +12,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
-# Pure-Python packages that the step path imports and the lent H200's image lacks (its deps absl-py and
-# PyYAML are there). One version each; the version installed here.
+# Pure-Python packages that the step path and a synthetic run of refine_jax.main import and the lent H200's image
+# lacks (its deps absl-py and PyYAML are there; tests/test_synthetic.py checks the rest of that run's imports against
+# the image's package list). One version each; the version installed here.
 WHEELS=(ml_collections==1.1.0)
 
 if [[ "${1:-}" == "--prepare" ]]; then

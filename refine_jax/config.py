@@ -22,7 +22,8 @@ from refine_jax.fields import DTYPES, LR_SCHEDULES, MIX_KINDS, PHASE_NAMES  # no
 @dataclasses.dataclass(frozen=True)
 class Registries:
   """What validation asks of the registries above this layer (`refine_jax.registries.default()` builds it)."""
-  datasets: Callable[[], Sequence[str]]       # allowed `dataset` values
+  builtin_datasets: Sequence[str]             # `dataset` values known without asking (no TFDS import)
+  datasets: Callable[[], Sequence[str]]       # all allowed `dataset` values (lists TFDS's builders)
   models: Sequence[str]                       # allowed `model` values
   mix_points: Callable[[str], Sequence[str]]  # a model's manifold-mixup points
   check_pp: Callable[[str, str], None]        # (spec, field): raises ConfigError for a bad op spec
@@ -61,11 +62,15 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
              process_count: int = 1) -> None:
   """Checks every field the trainer reads; raises ConfigError naming the field and the allowed values."""
   check_fields(config)
-  datasets = registries.datasets()
-  _check_choice('dataset', config.dataset, datasets,
-                rest=f'digits, image_folder, synthetic or a TFDS builder name ({len(datasets) - 3} of them; '
-                "list them: python -c 'import tensorflow_datasets as tfds; print(tfds.list_builders())')")
-  if config.dataset not in ('digits', 'synthetic') and config.data_dir is None and not config.download:
+  builtin = tuple(registries.builtin_datasets)
+  if config.dataset not in builtin:
+    datasets = registries.datasets()
+    _check_choice('dataset', config.dataset, datasets,
+                  rest=f'{", ".join(builtin)} or a TFDS builder name ({len(datasets) - len(builtin)} of them; '
+                  "list them: python -c 'import tensorflow_datasets as tfds; print(tfds.list_builders())')")
+  if config.dataset == 'synthetic':
+    _check_synthetic(config)
+  elif config.dataset != 'digits' and config.data_dir is None and not config.download:
     raise ConfigError('data_dir', f'dataset {config.dataset!r} needs data_dir (a TFDS data directory) '
                       'or download=True')
   _check_choice('model', config.model, tuple(registries.models))
@@ -87,6 +92,20 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
     _validate_phase(config.phases[name], f'phases.{name}', name, mix_points, config.model, registries,
                     first=name == order[0])
   _check_continue(config, order)
+
+
+def _check_synthetic(config) -> None:
+  """dataset 'synthetic': random images of `image_size` made on the host (benchmarks, no TensorFlow). No spec may
+  hold host ops: every host op runs in TensorFlow, which a synthetic run never imports. Checked before any op
+  spec is parsed."""
+  if config.image_size is None:
+    raise ConfigError('image_size', "dataset 'synthetic' makes images of image_size x image_size pixels: set it "
+                      '(an integer in [8, 1024], e.g. 224 or 32)')
+  specs = [('pp_eval', config.pp_eval)] + [(f'phases.{n}.pp', config.phases[n].pp) for n in config.phase_order]
+  for field, spec in specs:
+    if spec.strip():
+      raise ConfigError(field, f"dataset 'synthetic' takes no host ops (every host op runs in TensorFlow, which a "
+                        f"synthetic run never imports), got {spec!r}; allowed: '' (--config.{field}=)")
 
 
 def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, registries: Registries, *,

@@ -1,10 +1,11 @@
-"""The files of a workdir: config.json, metrics.jsonl (one object per eval), summary.json, TensorBoard.
+"""The files of a workdir: config.json, metrics.jsonl (one object per eval), summary.json, timing.json, TensorBoard.
 
 Only process 0 writes. Rewrites go through a temporary file and a rename, so a kill never leaves a torn file.
 Paths go through etils.epath, so a workdir may be local or on a remote filesystem (gs://...) alike.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -12,11 +13,15 @@ import statistics
 from typing import Any, Iterable, Optional
 
 import jax
+from absl import logging
 from etils import epath
 
 CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
 SUMMARY = 'summary.json'
+# The loop's clock of the last invocation that trained (seconds in the phase loops, evals and blocking saves, and
+# the peak device memory): kept apart from summary.json, which a resumed run reproduces exactly.
+TIMING = 'timing.json'
 # Of a phase's last eval row (when measured) and its summary: R̂ and R̂aug over the whole training split.
 PHASE_END_KEYS = ('phase_end_train_clean_loss', 'phase_end_train_aug_loss', 'phase_end_examples')
 
@@ -140,26 +145,37 @@ def summarize(rows: Iterable[dict], phase_names: Iterable[str]) -> dict:
 
 
 class Writer:
-  """metrics.jsonl + TensorBoard (clu) for process 0; a no-op elsewhere."""
+  """metrics.jsonl + TensorBoard (clu) for process 0; a no-op elsewhere. Without clu or TensorFlow (which clu's
+  writer runs on; a machine with JAX alone) TensorBoard is skipped with one warning, metrics.jsonl written as always."""
 
   def __init__(self, workdir: str):
     self.workdir = workdir
     self.enabled = is_writer()
     self._tb = None
     if self.enabled:
-      from clu import metric_writers
+      try:
+        if importlib.util.find_spec('clu') is None:  # asked first: no TensorFlow loaded for nothing
+          raise ImportError('No module named clu')
+        from refine_jax.data import tensorflow
+        tensorflow()  # imported with the accelerators hidden from it, before clu's writer starts it
+        from clu import metric_writers
+      except ImportError as e:
+        logging.warning('TensorBoard skipped: %s (clu and TensorFlow write it); metrics.jsonl and summary.json are '
+                        'written as always', e)
+        return
       # TensorBoard only: the loop logs each train and eval line itself (clu's logging writer would repeat them).
       self._tb = metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def scalars(self, step: int, values: dict) -> None:
-    if self.enabled:
+    if self._tb is not None:
       self._tb.write_scalars(step, {k: v for k, v in values.items() if isinstance(v, (int, float))})
 
   def eval_row(self, row: dict) -> None:
     if self.enabled:
       append_jsonl(os.path.join(self.workdir, METRICS), row)
       self.scalars(row['step'], {f'eval/{k}': v for k, v in row.items() if k not in ('step', 'phase')})
-      self._tb.flush()
+      if self._tb is not None:
+        self._tb.flush()
 
   def close(self) -> None:
     if self._tb is not None:

@@ -1,6 +1,7 @@
 """The registries validation asks about (datasets, models, host ops), as one `config.Registries` value.
 
-It sits above `config`, `models` and `data`, so `config` stays the bottom layer and imports none of them.
+It sits above `config`, `models` and `data`, so `config` stays the bottom layer and imports none of them. Building
+it imports no TensorFlow: TFDS's builder names are listed, and op specs built, only for a config that needs them.
 """
 from __future__ import annotations
 
@@ -10,5 +11,5 @@ from refine_jax.data import ops, sources
 
 
 def default() -> config_lib.Registries:
-  return config_lib.Registries(datasets=sources.dataset_names, models=tuple(models.MODELS),
-                               mix_points=models.mix_points, check_pp=ops.validate_spec)
+  return config_lib.Registries(builtin_datasets=sources.BUILTIN_DATASETS, datasets=sources.dataset_names,
+                               models=tuple(models.MODELS), mix_points=models.mix_points, check_pp=ops.validate_spec)

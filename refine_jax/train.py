@@ -213,9 +213,11 @@ class _Run:
     self.pending: list[tuple[int, jax.Array]] = []  # losses not yet checked
     self.t_start, self.imgs_seen = time.time(), 0
     self.t_last, self.step_last = self.t_start, self.step
-    # Seconds in the phase loops (from each phase's first compiled step), in evals and blocked in saves; the
-    # logged speed leaves out evals and saves (`_log`).
+    # Seconds in the phase loops (from each phase's first compiled step), in evals and blocked in saves, and how
+    # many; the logged speed leaves out evals and saves (`_log`). timing.json holds them at the end.
     self.clock = {'loop': 0.0, 'eval': 0.0, 'save': 0.0}
+    self.count = {'eval': 0, 'save': 0}
+    self.first_evals: dict[str, float] = {}  # each phase's first eval here (it compiles the phase's eval programs)
     self.paused = 0.0  # eval + save seconds since the last log line
 
   def train_phase(self, phase: Phase, sig: _Signals) -> None:
@@ -267,6 +269,7 @@ class _Run:
       self._check_metrics(row, phase, step)
       self.writer.eval_row(row)
       self._paused('eval', t)
+      self.first_evals.setdefault(phase.name, time.time() - t)
       logging.info('eval step %d (%s): test_top1 %.4f test_loss %.4f train_clean_loss %.4f '
                    'train_aug_loss %.4f (%.2fs)', step, phase.name, row['test_top1'], row['test_loss'],
                    row['train_clean_loss'], row['train_aug_loss'], time.time() - t)
@@ -331,6 +334,7 @@ class _Run:
   def _paused(self, what: str, since: float) -> None:
     dt = time.time() - since
     self.clock[what] += dt
+    self.count[what] += 1
     self.paused += dt
 
   def _intact(self) -> str:
@@ -383,7 +387,20 @@ class _Run:
       logging.info('trained %d images in %.1fs (%.1fs in the phase loops, of which evaluation %.1fs and blocking '
                    'checkpoint saves %.1fs)', self.imgs_seen, time.time() - self.t_start, k['loop'], k['eval'],
                    k['save'])
+      if metrics_lib.is_writer():
+        metrics_lib.write_json_atomic(os.path.join(self.workdir, metrics_lib.TIMING), self.timing())
     return summary
+
+  def timing(self) -> dict:
+    """This invocation's clock (timing.json): images trained, seconds from set-up to the end (`wall_s`), in the
+    phase loops (`loop_s`, from each phase's first compiled step), of which evaluation with its diagnostics
+    (`eval_s`; `first_eval_s`: each phase's first eval, which compiles its programs) and blocking checkpoint saves
+    (`save_s`), their counts, and the peak device memory (None where the backend keeps no statistics: CPU)."""
+    k = self.clock
+    return {'images': self.imgs_seen, 'wall_s': time.time() - self.t_start, 'loop_s': k['loop'], 'eval_s': k['eval'],
+            'first_eval_s': sum(self.first_evals.values()), 'evals': self.count['eval'], 'save_s': k['save'],
+            'saves': self.count['save'], 'peak_bytes_in_use': _peak_bytes(),
+            'device_kind': jax.devices()[0].device_kind, 'device_count': jax.device_count()}
 
 
 def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, now: int, intact: Callable[[], str]) -> float:
@@ -395,6 +412,13 @@ def _check_finite(pending: list[tuple[int, jax.Array]], phase: Phase, now: int, 
     raise Diverged(f'non-finite loss {losses[bad[0]]} at step {s} (phase {phase.name!r}), detected after step '
                    f'{now}; stopped without saving, so {intact()}. Lower the learning rate or check the data.')
   return float(losses[-1])
+
+
+def _peak_bytes() -> Optional[int]:
+  """The largest peak memory in use among this process's devices; None where the backend keeps no statistics."""
+  stats = [d.memory_stats() for d in jax.local_devices()]
+  peaks = [s['peak_bytes_in_use'] for s in stats if s and 'peak_bytes_in_use' in s]
+  return max(peaks) if peaks else None
 
 
 def _hms(seconds: float) -> str:

@@ -254,6 +254,23 @@ def _train_step_both(dtype_t, dtype_j, x, y, backward: bool, lr=0.1, wd=1e-4, mo
               grads=export.to_torchvision({'params': grads, 'batch_stats': v['batch_stats']}, 'resnet50'))
 
 
+def _statistics_agreement(r: dict) -> dict:
+  """Relative differences ours vs PyTorch of one train-mode forward: logits, loss, running means, running
+  variances with PyTorch's Bessel correction undone (and raw)."""
+  sd0, sd1, after = r['sd0'], r['sd1'], r['after']
+  vdiffs, raw = [], []
+  for bn, n in r['n_of'].items():
+    var0, var_t, var_o = sd0[f'{bn}.running_var'], sd1[f'{bn}.running_var'], after[f'{bn}.running_var']
+    unbiased = (var_t - 0.9 * var0) / 0.1
+    vdiffs.append(rel(var_o, 0.9 * var0 + 0.1 * unbiased * (n - 1) / n))
+    raw.append(rel(var_o, var_t))
+  out = {'logits': rel(r['logits'], r['logits_t']), 'loss': abs(r['loss'] - r['loss_t']) / abs(r['loss_t']),
+         'running_mean': max(rel(after[k], sd1[k]) for k in sd1 if k.endswith('running_mean')),
+         'running_var': max(vdiffs), 'raw_running_var': max(raw)}
+  print('train step ' + ', '.join(f'{k} {v:.2e}' for k, v in out.items()))
+  return out
+
+
 def test_a_train_step_agrees_with_pytorch_including_running_statistics():
   """Train-mode forward (BN batch statistics), loss, running statistics, gradients and one SGD step.
 
@@ -266,23 +283,19 @@ def test_a_train_step_agrees_with_pytorch_including_running_statistics():
   """
   x, y = batch(4, 64, seed=3), np.array([1, 3, 5, 7])
   r = _train_step_both(torch.float32, jnp.float32, x, y, backward=False)
-  assert rel(r['logits'], r['logits_t']) <= REL
-  assert abs(r['loss'] - r['loss_t']) <= REL * abs(r['loss_t'])
-  sd0, sd1, after = r['sd0'], r['sd1'], r['after']
-  mdiff = max(rel(after[k], sd1[k]) for k in sd1 if k.endswith('running_mean'))
-  vdiffs, raw = [], []
-  for bn, n in r['n_of'].items():
-    var0, var_t, var_o = sd0[f'{bn}.running_var'], sd1[f'{bn}.running_var'], after[f'{bn}.running_var']
-    unbiased = (var_t - 0.9 * var0) / 0.1
-    vdiffs.append(rel(var_o, 0.9 * var0 + 0.1 * unbiased * (n - 1) / n))
-    raw.append(rel(var_o, var_t))
-  print(f'train step float32: logits {rel(r["logits"], r["logits_t"]):.2e}, running_mean {mdiff:.2e}, '
-        f'running_var with Bessel undone {max(vdiffs):.2e} (raw {max(raw):.2e})')
-  assert mdiff <= REL and max(vdiffs) <= REL
-  assert max(raw) > 1e-3  # the convention difference is real at small n
+  # float32 train-mode values carry each framework's summation-order noise, amplified by the BN over 16 values
+  # per channel of layer4: against its own float64 logits PyTorch's are 3.4e-5 off, ours 4.0e-5 on XLA:CPU of
+  # jax 0.10.2 and 1.6e-4 on jax 0.12.0.1 (its convolutions sum in another order); ours vs PyTorch measured
+  # 3.2e-5 and 1.7e-4 (running variances 1.7e-4 too). The same checks in float64 below hold the semantics.
+  f32 = _statistics_agreement(r)
+  assert f32['logits'] <= 4 * REL and f32['loss'] <= REL
+  assert f32['running_mean'] <= REL and f32['running_var'] <= 4 * REL
+  assert f32['raw_running_var'] > 1e-3  # the convention difference is real at small n
 
   with jax.enable_x64(True):
     r = _train_step_both(torch.float64, jnp.float64, x, y, backward=True)
+  f64 = _statistics_agreement(r)
+  assert max(f64[k] for k in ('logits', 'loss', 'running_mean', 'running_var')) <= 1e-6
   gdiff = max(rel(r['grads'][k], r['grads_t'][k]) for k in r['grads_t'])
   pdiff = max(rel(r['after'][k], r['sd1'][k]) for k in r['grads_t'])
   print(f'train step float64: gradients {gdiff:.2e}, parameters after SGD {pdiff:.2e}')

@@ -67,7 +67,7 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
   padding every process runs the same batch count and each file is scored once."""
   import collections
   import ml_collections
-  from refine_jax.data import ops, pipeline, sources
+  from refine_jax.data import ops, pipeline, sources, tf_pipeline
   root = _make_folder(str(tmp_path / 'data'), per_class=(1, 7))  # 21 val files
   cfg = ml_collections.ConfigDict({'dataset': 'image_folder', 'data_dir': root,
                                    'image_folder_skip_corrupt': False})
@@ -85,7 +85,7 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
           seen[(int(label), img.tobytes())] += 1
   full = sources.load(cfg, 'val', train=False)
   want = collections.Counter((int(b['label']), op(b['image'], None).numpy().tobytes()) for b in
-                             pipeline._stream_examples(full, 0, 21, shuffle=False))
+                             tf_pipeline._stream_examples(full, 0, 21, shuffle=False))
   assert len(counts) == 1 and seen == want and sum(seen.values()) == 21
 
 

@@ -1,8 +1,10 @@
 """The package's import structure: no circle (lazy imports inside functions count), `config` at the bottom,
-and the device path (models, steps, mixing, schedules, plan) importable and runnable without TensorFlow."""
+the device path (models, steps, mixing, schedules, plan, flops) importable and runnable without TensorFlow, and
+TensorFlow loaded only by the tf.data half of the pipeline and AutoAugment (a synthetic run never needs it)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -121,7 +123,7 @@ _NO_TF = textwrap.dedent('''
       raise SystemExit('the blocker let tensorflow in')
 
     import jax, jax.numpy as jnp, numpy as np
-    from refine_jax import models, plan, schedules, steps
+    from refine_jax import flops, models, plan, schedules, steps
     from refine_jax.augment import mixing
     from configs import digits_demo
 
@@ -132,7 +134,9 @@ _NO_TF = textwrap.dedent('''
     rng = np.random.default_rng(0)
     batch = {'image': rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
              'label': rng.integers(0, 10, (8,), dtype=np.int32)}
-    state, loss = jax.jit(lambda s, b: steps.train_step(env, p.phases[0].mix, s, b))(state, batch)
+    step = jax.jit(lambda s, b: steps.train_step(env, p.phases[0].mix, s, b))
+    assert flops.count(step, state, batch) > 0
+    state, loss = step(state, batch)
     assert int(state.step) == 1 and np.isfinite(float(loss)), loss
     bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets'))
     assert not bad, bad
@@ -144,3 +148,51 @@ def test_device_path_imports_and_steps_without_tensorflow():
   p = subprocess.run([sys.executable, '-c', _NO_TF], cwd=ROOT, env=env_for(), capture_output=True, text=True,
                      timeout=300)
   assert p.returncode == 0 and p.stdout.startswith('ok'), p.stdout + p.stderr
+
+
+_SYNTHETIC_NO_TF = textwrap.dedent('''
+    import importlib, json, sys
+    from tests.test_device_check import _SITECUSTOMIZE
+    exec(_SITECUSTOMIZE)  # `import tensorflow` (and tensorflow_datasets) now fails
+
+    from tests.test_imports import ROOT, PKG, module_imports
+    failed = {}
+    for name in sorted(module_imports(ROOT, PKG)):
+      if name in ('refine_jax.fork', 'refine_jax.preview'):  # define absl flags as main does: one of the three
+        continue
+      try:
+        importlib.import_module(name)
+      except ImportError as e:
+        failed[name] = str(e)
+
+    import numpy as np
+    from configs import digits_demo
+    from refine_jax import config as config_lib, plan as plan_lib, registries
+    from refine_jax.data import ops, pipeline, sources
+    c = digits_demo.get_config()
+    c.dataset, c.phases.augmented.pp, c.phases.refine.pp = 'synthetic', '', ''
+    config_lib.validate(c, registries.default())
+    train = sources.load(c, c.train_split, train=True)
+    test = sources.load(c, c.eval_split, train=False)
+    p = plan_lib.resolve(c, pipeline.steps_per_epoch(train, c.batch_size), ops.build)
+    op = p.phases[0].host_ops(1.0)
+    pipeline.check_sizes(train, op, '', 'phases.augmented.pp', 'train')
+    pipeline.check_image_size(test, p.eval_ops(), '', 'pp_eval', 'test', c.image_size)
+    b = next(pipeline.train_batches(train, lambda e: op, batch=64, steps_per_epoch=32, seed=0, start_step=5))
+    e = list(pipeline.eval_batches(test, p.eval_ops(), batch=120))
+    assert b['image'].shape == (64, 16, 16, 3) and len(e) == 5 and sum(x['mask'].sum() for x in e) == 512
+    tf = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorflow_datasets', 'clu'))
+    print(json.dumps({'failed': failed, 'tf': tf}))
+''')
+
+
+def test_only_the_tf_data_half_and_autoaugment_need_tensorflow():
+  """With `import tensorflow` failing, every module of the package imports but the two that run TensorFlow at import
+  (`data.tf_pipeline`, `augment.autoaugment`), and a synthetic config validates, plans, checks its sizes and makes
+  its batches without loading TensorFlow, TFDS or clu."""
+  p = subprocess.run([sys.executable, '-c', _SYNTHETIC_NO_TF], cwd=ROOT, env=env_for(), capture_output=True, text=True,
+                     timeout=300)
+  assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+  got = json.loads(p.stdout.strip().splitlines()[-1])
+  assert sorted(got['failed']) == ['refine_jax.augment.autoaugment', 'refine_jax.data.tf_pipeline'], got['failed']
+  assert all('absent on this machine' in v for v in got['failed'].values()) and got['tf'] == []

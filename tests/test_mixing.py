@@ -1,18 +1,23 @@
 """Tests for refine_jax.augment.mixing against independent numpy / scipy references.
 
 CutMix is pinned to hand-computed boxes (Yun et al.'s `rand_bbox`), λ distributions to Beta(γ, γ) by
-Kolmogorov–Smirnov, Manifold-Mixup layer choice to uniform by chi-square, every mix to a float64 numpy
-blend. The 8-device test runs in a subprocess (XLA_FLAGS must be set before jax starts), launched when the
-module's first test starts so it compiles on the second core while the rest run; it checks in-shard partners,
-values and that the compiled mixing has no cross-device collective.
+Kolmogorov–Smirnov (100k draws against scipy, float32 rounding accounted for), the loop-free Gamma candidates
+to scipy's Gamma and their stated rejection probability to a quadrature, Manifold-Mixup layer choice to
+uniform by chi-square, every mix to a float64 numpy blend. The compiled train and eval steps of every kind are
+checked to hold no `while` loop of unknown trip count. The 8-device test runs in a subprocess (XLA_FLAGS must
+be set before jax starts), launched when the module's first test starts so it compiles on the second core
+while the rest run; it checks in-shard partners, values and that the compiled mixing has no cross-device
+collective.
 
-XLA compiles of the Beta sampler are slow on a small CPU, so the draw is compiled once per MixSpec (vmapped
-over keys, γ and prob traced) and reused by every test of that spec.
+The draw is compiled once per MixSpec (vmapped over keys, γ and prob traced) and reused by every test of that
+spec.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,8 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 
+from configs import common, digits_demo
+from refine_jax import plan as plan_lib
+from refine_jax import steps
 from refine_jax.augment import mixing
 from refine_jax.augment.mixing import MixSpec
 
@@ -285,6 +293,105 @@ def test_mix_bf16_uses_float32_lambda():
   assert np.all(np.abs(got - ref) <= half_ulp * 1.001)
 
 
+# --------------------------------------------------------------------------- the λ sampler itself
+
+M = 100_000
+_lambdas = jax.jit(lambda key, gamma: mixing.sample_lambda(key, gamma, (M,)))
+
+
+def lambdas(seed, gamma):
+  return np.asarray(_lambdas(jax.random.key(seed), jnp.float32(gamma)))
+
+
+def float32_pit(x, dist, rng):
+  """Randomised probability integral transform of a float32 sample: U(0, 1) iff x is `dist` rounded to float32.
+
+  A float32 x stands for the reals that round to it, [midpoint below, midpoint above]; u is drawn uniformly in
+  [F(lo), F(hi)] (for a discrete law this is the exact PIT). A plain KS test cannot be used: Beta(0.2, 0.2)
+  puts 1.6 % of its mass within 2⁻²⁵ of 1, where every float32 sampler returns exactly 1. XLA:CPU flushes
+  subnormal results to zero; where the sample holds no subnormal, 0 stands for [0, smallest normal).
+  """
+  x = np.asarray(x, np.float32)
+  lo = (x.astype(np.float64) + np.nextafter(x, np.float32(-1))) / 2
+  hi = (x.astype(np.float64) + np.nextafter(x, np.float32(2))) / 2
+  if not np.any((x > 0) & (x < np.finfo(np.float32).tiny)):
+    hi = np.where(x == 0, np.finfo(np.float32).tiny, hi)
+  lo, hi = np.clip(lo, 0, 1), np.clip(hi, 0, 1)
+  f_lo, f_hi = dist.cdf(lo), dist.cdf(hi)
+  return f_lo + rng.uniform(size=x.shape) * (f_hi - f_lo)
+
+
+@pytest.mark.parametrize('gamma', [0.2, 0.5, 1.0, 2.0, 0.05, 20.0])
+def test_lambda_100k_draws_are_beta(gamma):
+  """100k draws of `sample_lambda` against scipy's Beta(γ, γ): KS on the float32 PIT, p > 0.01."""
+  lam = lambdas(0, gamma)
+  assert lam.dtype == np.float32 and np.all((lam >= 0) & (lam <= 1))
+  u = float32_pit(lam, stats.beta(gamma, gamma), np.random.default_rng(0))
+  assert stats.kstest(u, 'uniform').pvalue > 0.01
+
+
+@pytest.mark.parametrize('gamma', [0.2, 1.0])
+def test_float32_pit_accepts_rounded_beta_and_rejects_a_wrong_gamma(gamma):
+  """The KS check's own control: scipy's Beta draws rounded to float32 pass, Beta(1.1γ, 1.1γ) draws fail."""
+  rng = np.random.default_rng(1)
+  d = stats.beta(gamma, gamma)
+  right = d.rvs(M, random_state=rng).astype(np.float32)
+  wrong = stats.beta(1.1 * gamma, 1.1 * gamma).rvs(M, random_state=rng).astype(np.float32)
+  assert stats.kstest(float32_pit(right, d, rng), 'uniform').pvalue > 0.01
+  assert stats.kstest(float32_pit(wrong, d, rng), 'uniform').pvalue < 1e-6
+  if gamma == 0.2:
+    assert stats.kstest(right, d.cdf).pvalue < 1e-6   # why the PIT: the plain test rejects the rounded truth
+
+
+def test_lambda_edges_and_purity():
+  """γ = 0 → exactly 1; tiny and huge γ → finite, in [0, 1]; the same key gives the same bits."""
+  sample = jax.jit(mixing.sample_lambda, static_argnums=2)
+  for shape in ((), (B,)):
+    assert np.all(np.asarray(sample(jax.random.key(7), jnp.float32(0.0), shape)) == 1.0)
+  # From the smallest normal float32 γ up (XLA:CPU reads a subnormal γ as 0, i.e. mixing off).
+  for gamma in (np.finfo(np.float32).tiny, 1e-30, 1e-12, 1e-6, 0.01):
+    lam = lambdas(1, gamma)
+    assert np.all(np.isfinite(lam) & (lam >= 0) & (lam <= 1)), gamma
+    ends = np.mean((lam == 0) | (lam == 1))
+    assert ends > (0.99 if gamma <= 1e-6 else 0.5), (gamma, ends)    # Beta(γ, γ)'s mass piles up at the ends
+    assert abs(np.mean(lam < 0.5) - 0.5) < 0.01                      # symmetric: half of it at each end
+  for gamma in (1e4, 1e8, 1e30):
+    lam = lambdas(1, gamma)
+    assert np.all(np.isfinite(lam)) and np.all(np.abs(lam - 0.5) <= 6 / np.sqrt(8 * gamma + 4) + 1e-7), gamma
+  a, b = lambdas(2, 0.3), lambdas(2, 0.3)
+  assert a.tobytes() == b.tobytes() and np.any(a != lambdas(3, 0.3))
+
+
+def _accept_probability(alpha):
+  """Marsaglia–Tsang's acceptance probability at α, by quadrature: ∫ φ(z)·exp(z²/2 + d(1 − v + log v)) dz over
+  1 + cz > 0, v = (1 + cz)³, i.e. ∫ v^d e^{d(1 − v)} / √(2π) dz."""
+  d = alpha - 1 / 3
+  c = 1 / np.sqrt(9 * d)
+  f = lambda z: np.exp(3 * d * np.log1p(c * z) + d * (1 - (1 + c * z) ** 3)) / np.sqrt(2 * np.pi)
+  return integrate.quad(f, -1 / c, np.inf, limit=200)[0]
+
+
+def test_gamma_candidates_reject_as_stated_and_accept_gamma(monkeypatch):
+  """With K = 1 or 2 candidates the fallback (log V = 0 exactly) occurs at the quadrature's rate; the
+  docstring's bound holds; with the real K, d·V is scipy's Gamma(α)."""
+  assert abs(_accept_probability(1.0) - 0.95167) < 1e-5                  # the figure sample_lambda states
+  assert all(_accept_probability(a) > _accept_probability(1.0) for a in (1.01, 1.5, 3.0, 30.0))
+  assert (1 - _accept_probability(1.0)) ** mixing.GAMMA_CANDIDATES <= 8.9e-22
+  n = 200_000
+  for k in (1, 2):
+    monkeypatch.setattr(mixing, 'GAMMA_CANDIDATES', k)
+    for alpha in (1.0, 3.0):
+      log_v = np.asarray(jax.jit(lambda key: mixing._log_v(key, jnp.float32(alpha - 1 / 3), (n,)))(jax.random.key(k)))
+      fails = int(np.sum(log_v == 0))
+      assert stats.binomtest(fails, n, (1 - _accept_probability(alpha)) ** k).pvalue > 0.01, (k, alpha, fails)
+  monkeypatch.undo()
+  for alpha in (1.0, 1.2, 3.0, 50.0):
+    d = alpha - 1 / 3
+    log_v = jax.jit(lambda key: mixing._log_v(key, jnp.float32(d), (M,)))(jax.random.key(5))
+    g = d * np.exp(np.asarray(log_v, np.float64))
+    assert stats.kstest(g, stats.gamma(alpha).cdf).pvalue > 0.01, alpha
+
+
 # --------------------------------------------------------------------------- switched off, NaN-safety
 
 
@@ -382,6 +489,56 @@ def test_partner_index_rejects_uneven_shards():
     mixing.partner_index(jax.random.key(0), 10, 4)
 
 
+# --------------------------------------------------------------------------- compiled steps: no data-dependent loop
+
+TRIP_COUNT = re.compile(r'"known_trip_count":\{"n":"\d+"\}')
+
+
+def uncounted_loops(hlo: str) -> tuple[list[str], list[str]]:
+  """(every `while` instruction of optimized HLO text, those whose backend_config has no known_trip_count).
+
+  XLA's GPU runtime copies the condition of a loop of unknown trip count to the host on every iteration. The
+  text is the same on jax 0.10 and 0.12: `... while(%tuple), condition=..., body=..., backend_config={...,
+  "known_trip_count":{"n":"5"}}` (no backend_config at all, or none naming a count, when it is unknown)."""
+  loops = [l.strip() for l in hlo.splitlines() if re.search(r'\swhile\(', l) and 'condition=' in l]
+  return loops, [l for l in loops if not TRIP_COUNT.search(l)]
+
+
+def test_loop_detector_sees_jax_random_beta():
+  """Control: jax.random.beta (rejection loops) compiles to loops of unknown trip count, which are found."""
+  hlo = jax.jit(lambda k, g: jax.random.beta(k, g, g, (B,))).lower(jax.random.key(0), 1.0).compile().as_text()
+  loops, bad = uncounted_loops(hlo)
+  assert bad and len(loops) > len(bad)          # its threefry loops are counted, its rejection loops are not
+
+
+@pytest.mark.parametrize('kind', ['none', 'mixup', 'cutmix', 'manifold_mixup'])
+def test_compiled_steps_have_no_loop_of_unknown_trip_count(kind):
+  """The digits demo's train step for each mixing kind, and its eval steps (clean; mixed with the phase's
+  spec, per batch and per example as R̂aug and the phase-end diagnostics draw it), compiled as training
+  compiles them: every `while` carries a known trip count."""
+  c = digits_demo.get_config()
+  c.phases.augmented.mix = common.mix(kind, 1.0)
+  plan = plan_lib.resolve(c, 22)
+  env = steps.make_env(c, plan, steps.make_mesh(), num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3)
+  spec = plan.phases[0].mix
+  assert spec.kind == kind
+  state = jax.eval_shape(functools.partial(steps.init_state, env, (16, 16, 3), 0))
+
+  def batch(n, mask=False):
+    b = {'image': jax.ShapeDtypeStruct((n, 16, 16, 3), jnp.uint8), 'label': jax.ShapeDtypeStruct((n,), jnp.int32)}
+    return dict(b, mask=jax.ShapeDtypeStruct((n,), jnp.float32)) if mask else b
+
+  key = jax.random.fold_in(jax.random.PRNGKey(0), steps.DIAG_KEY_DATA)   # a raw key, as the Evaluator's
+  texts = {'train_step': jax.jit(functools.partial(steps.train_step, env, spec)).lower(state, batch(c.batch_size))}
+  for name, s in (('eval_sums clean', None), ('eval_sums mixed', spec),
+                  ('eval_sums mixed per example', dataclasses.replace(spec, per_example=True))):
+    texts[name] = jax.jit(functools.partial(steps.eval_sums, env, s)).lower(state, batch(c.eval_batch_size, True),
+                                                                            key)
+  for name, lowered in texts.items():
+    loops, bad = uncounted_loops(lowered.compile().as_text())
+    assert not bad, (kind, name, len(loops), bad[:2])
+
+
 # --------------------------------------------------------------------------- 8 devices (subprocess)
 
 
@@ -422,3 +579,8 @@ def test_multi_device_lambda_equals_single_device_draw(multi):
   for name in ('mixup', 'cutmix', 'manifold'):
     np.testing.assert_array_equal(multi[name + '_lam'], multi[name + '_lam1'])
     np.testing.assert_array_equal(multi[name + '_box'], multi[name + '_box1'])
+
+
+def test_multi_device_draw_has_no_loop_of_unknown_trip_count(multi):
+  """The draw inside shard_map on 8 devices (all three kinds) compiles to counted loops only."""
+  assert uncounted_loops(str(multi['hlo']))[1] == []

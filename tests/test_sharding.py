@@ -33,8 +33,12 @@ def _assert_close(r1, r8):
     assert a['test_count'] == b['test_count'] == 360
     for k in ('test_loss', 'train_clean_loss', 'train_aug_loss'):
       assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-4), (k, a[k], b[k])
-    for k in ('test_top1', 'test_top5'):  # a near-tie may flip one of the 360 examples
-      assert abs(b[k] - a[k]) <= 1 / 360 + 1e-9, (k, a[k], b[k])
+    # The losses above are the check; accuracies of this barely trained model (top-1 0.15, top-5 0.49) sit on
+    # many near-ties, a few of which the float32 summation order flips: at most one of the 360 on jax 0.10.2,
+    # up to three on jax 0.12.0.1, whose XLA:CPU sums convolutions in another order (tests/test_export.py
+    # measures that noise). Four (1.1 %) is the bound.
+    for k in ('test_top1', 'test_top5'):
+      assert abs(b[k] - a[k]) <= 4 / 360 + 1e-9, (k, a[k], b[k])
 
 
 def _layouts(global_batch: int, process_count: int) -> list[np.ndarray]:

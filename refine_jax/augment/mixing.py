@@ -25,10 +25,63 @@ class MixSpec:
   layers: tuple[int, ...] = (0,)  # manifold mixup: eligible mixing points, drawn uniformly each step
 
 
+# Marsaglia–Tsang candidates evaluated per Gamma variate (K in `sample_lambda`, which states what it buys).
+GAMMA_CANDIDATES = 16
+# γ in (0, GAMMA_FLOOR) is drawn as GAMMA_FLOOR: it keeps log(U)/γ finite in float32 (|t| ≤ 1.6e31), and at it
+# λ is 0 or 1 in float32 but for a fraction ~1e-28 of draws anyway.
+GAMMA_FLOOR = 1e-30
+
+
+def _log_v(key: Array, d: Array, shape: tuple[int, ...]) -> Array:
+  """log V of one Marsaglia–Tsang draw Gamma(α) = d·V (d = α − 1/3, α ≥ 1) per element of `shape`, from
+  GAMMA_CANDIDATES candidates evaluated at once: the first accepted one, or V = 1 (log V = 0) if none is.
+
+  Candidate: z ~ N(0, 1), u ~ U[0, 1), V = (1 + c·z)³ with c = 1/√(9d), accepted iff 1 + c·z > 0 and
+  log u < z²/2 + d·(1 − V + log V). log V = 3·log1p(c·z) and 1 − V + log V = log V − expm1(log V) keep the
+  test accurate in float32 when c·z is small (large α).
+  """
+  k_z, k_u = jax.random.split(key)
+  z = jax.random.normal(k_z, (GAMMA_CANDIDATES,) + shape)
+  u = jax.random.uniform(k_u, (GAMMA_CANDIDATES,) + shape)
+  cz = z / jnp.sqrt(9.0 * d)
+  ok = cz > -1.0
+  log_v = 3.0 * jnp.log1p(jnp.where(ok, cz, 0.0))
+  accept = ok & (jnp.log(u) < 0.5 * z * z - d * (jnp.expm1(log_v) - log_v))
+  first = jnp.argmax(accept, axis=0)   # the first accepted candidate (0 when none is: replaced below)
+  chosen = jnp.take_along_axis(log_v, first[None], axis=0)[0]
+  return jnp.where(accept.any(axis=0), chosen, 0.0)
+
+
 def sample_lambda(key: Array, gamma: Array, shape: tuple[int, ...]) -> Array:
-  """λ ~ Beta(γ, γ); γ = 0 gives λ = 1 exactly (mixing off), never NaN."""
-  g = jnp.maximum(gamma, 1e-6)
-  lam = jax.random.beta(key, g, g, shape)
+  """λ ~ Beta(γ, γ) in float32, with no loop whose trip count depends on the draws; γ = 0 gives λ = 1 exactly
+  (mixing off); λ in [0, 1] and finite for every γ ≥ 0.
+
+  Why no loop: jax.random.beta draws its Gammas by rejection in a `while` loop, and XLA's GPU runtime copies
+  such a loop's condition to the host and waits for it on every iteration (several stalls per mixed step).
+
+  How: λ = X / (X + Y) with X, Y ~ Gamma(γ) independent, each Gamma(γ + 1)·U^(1/γ) (exact for every γ > 0,
+  and it keeps Marsaglia–Tsang (ACM TOMS 26(3), 2000) at α = γ + 1 ≥ 1, where it accepts best), Gamma(γ + 1)
+  from K = GAMMA_CANDIDATES candidates evaluated at once (`_log_v`). In log space, t = log X − log Y (the
+  common log d cancels; U^(1/γ) cannot underflow to 0/0 at small γ) and λ = 1 − m for t ≥ 0, m for t < 0,
+  with m = e / (1 + e), e = exp(−|t|): m = min(λ, 1 − λ) is accurate to a few ulp, and 1 − m is λ rounded to
+  the nearest float32 (jax.random.beta's 1 / (1 + e) is 1 whenever e < 2⁻²⁴: at γ = 0.2, 1.9 % of its draws
+  are exactly 1, where Beta rounded to float32 has 1.6 %).
+
+  Exactness: one candidate is accepted with probability ≥ 0.95167 (at α = 1; it rises with α), so all K are
+  rejected with probability ≤ 0.04833^K = 8.9e-22 per Gamma (K = 16); that Gamma is then d = γ + 2/3 (V = 1),
+  finite. The distribution of λ is therefore within total variation 1.8e-21 of Beta(γ, γ) rounded to float32,
+  up to float32 arithmetic and the 2⁻²³ grid of float32 uniforms (as for jax.random's own samplers).
+  γ < GAMMA_FLOOR is drawn as GAMMA_FLOOR. A pure function of (key, γ, shape) with no collective: the same on
+  every device.
+  """
+  g = jnp.maximum(jnp.asarray(gamma, jnp.float32), GAMMA_FLOOR)
+  k_v, k_u = jax.random.split(key)
+  log_v = _log_v(k_v, g + 2.0 / 3.0, (2,) + shape)                 # X and Y: d = (γ + 1) − 1/3
+  log_u = jnp.log1p(-jax.random.uniform(k_u, (2,) + shape))        # log U, U = 1 − uniform ∈ (0, 1]: finite
+  t = (log_v[0] - log_v[1]) + (log_u[0] - log_u[1]) / g
+  e = jnp.exp(-jnp.abs(t))                                          # ∈ [0, 1]: no overflow
+  m = e / (1.0 + e)
+  lam = jnp.where(t >= 0, 1.0 - m, m)
   return jnp.where(gamma > 0, lam, 1.0).astype(jnp.float32)
 
 
@@ -141,9 +194,10 @@ def draw(key: Array, spec: MixSpec, gamma: Array, prob: Array, batch: int, image
   """Samples one step's mixing. With probability 1 − `prob` the batch (or example) is left unmixed (λ = 1).
 
   With a multi-device mesh the draw runs inside `shard_map` with everything replicated: each device computes
-  the same (tiny, [B]-sized) draw locally. Left to the SPMD partitioner, the per-example λ (rejection-sampled
-  Beta, a while loop) gets sharded over `data` and every loop iteration all-reduces its predicate across
-  devices; computed locally it needs no collective, and the values are those of the single-device draw.
+  the same (tiny, [B]-sized) draw locally, so it needs no collective whatever the partitioner would choose,
+  and the values are those of the single-device draw. (Left to the partitioner, the per-example λ of the
+  former rejection-sampled Beta, a while loop, was sharded over `data`, with an all-reduce of its predicate
+  every iteration.) No loop of the draw has a data-dependent trip count (`sample_lambda`).
   """
   num_shards = 1 if mesh is None else mesh.shape['data']
 

@@ -14,27 +14,28 @@ Streamed sources hand over encoded bytes: a spec whose first op takes them (`dec
 decodes only the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first. All
 randomness is stateless, so an example's augmentation is a pure function of (run seed, epoch, position) and a
 resumed run sees the very same pixels. Normalisation happens on device, so the host ships uint8 (4x less data).
+
+Every op runs in TensorFlow, imported when an op is built (`refine_jax.data.tensorflow()`), not with this module:
+parsing, validating and building a spec without ops (`''`) needs no TensorFlow.
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
 import re
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
-import tensorflow as tf
-
-from refine_jax.augment import autoaugment as aa
+from refine_jax.data import tensorflow
 from refine_jax.errors import ConfigError
 
-ExampleOp = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+ExampleOp = Callable[[Any, Any], Any]  # (image tf.Tensor, seed tf.Tensor) -> image tf.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchOp:
   """fn(images [B, H, W, C] uint8, u [B, draws] float32 uniforms in [0, 1)) -> images."""
   draws: int
-  fn: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+  fn: Callable[[Any, Any], Any]
 
 
 AnyOp = Union[ExampleOp, BatchOp]
@@ -61,8 +62,15 @@ def register(name: str, *, scaled: bool = False, encoded: bool = False):
   return deco
 
 
-def _decode(image: tf.Tensor, channels: int = 3) -> tf.Tensor:
-  return tf.io.decode_image(image, channels=channels, expand_animations=False)
+def _autoaugment():
+  """refine_jax.augment.autoaugment, imported (with TensorFlow, accelerators hidden) when an op needs it."""
+  tensorflow()
+  from refine_jax.augment import autoaugment
+  return autoaugment
+
+
+def _decode(image, channels: int = 3):
+  return tensorflow().io.decode_image(image, channels=channels, expand_animations=False)
 
 
 def op_names() -> tuple[str, ...]:
@@ -106,11 +114,12 @@ class Pipeline:
   def has_tail(self) -> bool:
     return self.tail_start < len(self.ops)
 
-  def _uniforms(self, seeds: tf.Tensor) -> tf.Tensor:
-    return aa.batch_uniforms(seeds, self.draws)
+  def _uniforms(self, seeds):
+    return _autoaugment().batch_uniforms(seeds, self.draws)
 
-  def example(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Runs the ops before the tail on one image (a batch op there runs on a batch of one)."""
+  def example(self, image, seed):
+    """Runs the ops before the tail on one image (a batch op there runs on a batch of one); tf.Tensors."""
+    tf = tensorflow()
     if image.dtype == tf.string and not self.takes_encoded:
       image = _decode(image)
     u = self._uniforms(seed[tf.newaxis]) if any(isinstance(op, BatchOp) for op in self.ops[:self.tail_start]) \
@@ -123,7 +132,7 @@ class Pipeline:
         image = op(image, tf.random.experimental.stateless_fold_in(seed, i))
     return image
 
-  def batch(self, images: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+  def batch(self, images, seeds):
     """Runs the tail on a batch of `example` outputs with their seeds ([B, 2]); each image's draws come
     from its own seed (`batch_uniforms`), so its pixels do not depend on the rest of the batch."""
     if not self.has_tail:
@@ -134,10 +143,10 @@ class Pipeline:
       images = self.ops[i].fn(images, u[:, lo:hi])
     return images
 
-  def __call__(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  def __call__(self, image, seed):
     """The whole spec on one image: the same pixels as the example-then-batch route."""
     image = self.example(image, seed)
-    return self.batch(image[tf.newaxis], tf.reshape(seed, [1, 2]))[0] if self.has_tail else image
+    return self.batch(image[None], tensorflow().reshape(seed, [1, 2]))[0] if self.has_tail else image
 
 
 def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Pipeline:
@@ -164,6 +173,8 @@ def validate_spec(spec: str, field: str) -> None:
 @register('decode', encoded=True)
 def decode(channels: int = 3) -> ExampleOp:
   """Decodes an encoded image string (pass-through for already decoded uint8 images)."""
+  tf = tensorflow()
+
   def fn(image, seed):
     if image.dtype == tf.string:
       image = _decode(image, channels)
@@ -174,6 +185,8 @@ def decode(channels: int = 3) -> ExampleOp:
 @register('flip_lr')
 def flip_lr() -> BatchOp:
   """Mirrors each image with probability 1/2."""
+  tf, aa = tensorflow(), _autoaugment()
+
   def fn(images, u):
     # Reverse only the images that flip: a broadcast tf.where over the batch costs 6x as much at 224 px.
     flip = tf.cast(u[:, 0] < 0.5, tf.int32)
@@ -186,6 +199,7 @@ def pad_crop(size: int, pad: int) -> BatchOp:
   """CIFAR-style: zero-pad by `pad` on each side, random `size`x`size` crop."""
   if size <= 0 or pad < 0:
     raise ValueError(f'size must be > 0 and pad >= 0, got {size}, {pad}')
+  tf, aa = tensorflow(), _autoaugment()
 
   def fn(images, u):
     images = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -201,6 +215,7 @@ def pad_crop(size: int, pad: int) -> BatchOp:
 def resize(size: int, method: str = 'bilinear') -> ExampleOp:
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
+  tf = tensorflow()
 
   def fn(image, seed):
     out = tf.image.resize(image, [size, size], method=method, antialias=method != 'nearest')
@@ -213,6 +228,7 @@ def resize_small(size: int) -> ExampleOp:
   """Resizes so the shorter side is `size` (ImageNet eval: resize_small(256)|center_crop(224))."""
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
+  tf = tensorflow()
 
   def fn(image, seed):
     h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
@@ -227,6 +243,7 @@ def resize_small(size: int) -> ExampleOp:
 def center_crop(size: int) -> ExampleOp:
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
+  tf = tensorflow()
 
   def fn(image, seed):
     h, w = tf.shape(image)[0], tf.shape(image)[1]
@@ -244,6 +261,7 @@ def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
   as decoding everything and cropping): the decode is most of an ImageNet pipeline's cost."""
   if not 0 < min_scale <= max_scale <= 1:
     raise ValueError(f'need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}')
+  tf = tensorflow()
 
   def box(shape, seed):
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -272,13 +290,14 @@ def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
   return fn
 
 
-def _keep(u: tf.Tensor, prob: float):
+def _keep(u, prob: float):
   """Which images a probability-`prob` op applies to (None: all), from one uniform each."""
   return None if prob >= 1.0 else u < prob
 
 
 @register('autoaugment', scaled=True)
 def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> BatchOp:
+  aa = _autoaugment()
   if policy not in aa.POLICIES:
     raise ValueError(f'unknown policy {policy!r}; allowed: {", ".join(sorted(aa.POLICIES))}')
   return BatchOp(aa.AUTOAUGMENT_DRAWS, lambda images, u: aa.autoaugment_batch(images, u, policy, aug_prob))
@@ -286,6 +305,7 @@ def autoaugment(policy: str = 'cifar10', *, aug_prob: float = 1.0) -> BatchOp:
 
 @register('randaugment', scaled=True)
 def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1.0) -> BatchOp:
+  aa = _autoaugment()
   if not 0 <= magnitude <= 10:
     raise ValueError(f'magnitude must be in [0, 10], got {magnitude}')
   n = aa.randaugment_draws(num_ops)
@@ -297,4 +317,5 @@ def randaugment(num_ops: int = 2, magnitude: float = 9.0, *, aug_prob: float = 1
 def cutout(size: int, *, aug_prob: float = 1.0) -> BatchOp:
   if size <= 0:
     raise ValueError(f'size must be > 0, got {size}')
+  aa = _autoaugment()
   return BatchOp(3, lambda images, u: aa.cutout_batch(images, u[:, 1:], size, keep=_keep(u[:, 0], aug_prob)))

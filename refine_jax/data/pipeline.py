@@ -6,9 +6,10 @@ and skipping s % steps_per_epoch batches. Nothing is carried in iterator state. 
 whole by every process, which feeds its own rows of each global batch: the run is the same on 1 or N
 processes. Streamed splits (ImageNet-scale) are read in disjoint per-process parts.
 
-In memory a batch is built whole (gather, each image's draws, the spec's batch ops: see data/ops.py); streamed
-examples go through the spec's example ops (decode, crops) one by one, then its batch ops per batch. Either way
-an image's pixels depend on its own seed only, never on the batch it lands in.
+Which example goes where (each epoch's order, the positions and masks of eval batches, the augmentation seeds)
+is computed here, in numpy. Host ops and streamed splits run in tf.data (`tf_pipeline`, imported only then); an
+in-memory split under a spec without ops (`pp=''`, as every `synthetic` run) is gathered here in numpy into the
+very same batches, and nothing imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ import threading
 from typing import Callable, Iterator, Optional
 
 import numpy as np
-import tensorflow as tf
-from absl import logging
 
 from refine_jax.data import ops as ops_lib
 from refine_jax.data.sources import Split
@@ -29,55 +28,14 @@ Batch = dict[str, np.ndarray]
 _DIAG_EPOCH = 1 << 30  # the fixed "epoch" whose augmentation the R̂aug diagnostic uses
 
 
-def _options() -> tf.data.Options:
-  o = tf.data.Options()
-  o.deterministic = True
-  o.experimental_optimization.map_parallelization = True
-  return o
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
   """A 62-bit seed for one epoch's order and augmentation."""
   return int(np.random.default_rng([seed & 0xFFFFFFFF, epoch]).integers(1 << 62))
 
 
-def _images_tensor(split: Split) -> tf.Tensor:
-  # One host copy for the whole run; the per-epoch datasets gather from it by index.
-  if not hasattr(split, '_tf_images'):
-    split._tf_images = tf.constant(split.images)
-    split._tf_labels = tf.constant(split.labels)
-  return split._tf_images, split._tf_labels
-
-
-def _finish(d: dict, image: tf.Tensor) -> dict:
-  return {'image': image, **{k: d[k] for k in ('label', 'mask') if k in d}}
-
-
-def _augment_examples(ds: tf.data.Dataset, op: ops_lib.Pipeline, batch: int, *,
-                      drop_remainder: bool) -> tf.data.Dataset:
-  """Examples {'image', 'label', 'seed', ['mask']} -> augmented batches {'image', 'label', ['mask']}.
-
-  The op's example ops run per example; its trailing batch ops once per batch, when the examples then have
-  one fixed shape (else everything runs per example: the same pixels either way)."""
-  head = ds.map(lambda ex: {**ex, 'image': op.example(ex['image'], ex['seed'])},
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if op.has_tail and head.element_spec['image'].shape.is_fully_defined():
-    return head.batch(batch, drop_remainder=drop_remainder).map(
-        lambda b: _finish(b, op.batch(b['image'], b['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
-  return ds.map(lambda ex: _finish(ex, op(ex['image'], ex['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True).batch(batch, drop_remainder=drop_remainder)
-
-
-def _augment_batches(ds: tf.data.Dataset, op: ops_lib.Pipeline, batch: int) -> tf.data.Dataset:
-  """Batches of decoded same-shape images {'image', 'label', 'seed' [B, 2], ['mask']} -> augmented batches.
-
-  In memory the whole pipeline can work batch by batch (gather, draws, ops): nothing runs per example unless
-  the spec has example ops."""
-  if op.tail_start == 0:
-    return ds.map(lambda b: _finish(b, op.batch(b['image'], b['seed'])), num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=True)
-  return _augment_examples(ds.unbatch(), op, batch, drop_remainder=False)
+def _in_numpy(split: Split, op: ops_lib.Pipeline) -> bool:
+  """An in-memory split under a spec without ops: batches are gathered in numpy, without TensorFlow."""
+  return split.images is not None and not op.ops
 
 
 def process_rows(sharding, global_batch: int) -> np.ndarray:
@@ -94,14 +52,6 @@ def _all_rows(rows: Optional[np.ndarray], batch: int) -> np.ndarray:
   return np.arange(batch, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
 
 
-def _stream_examples(split: Split, order_seed: int, count: int, *, shuffle: bool) -> tf.data.Dataset:
-  """The first `count` {image, label} of this process's stream, in order or shuffled with a fixed seed."""
-  ds = split.stream(order_seed % (1 << 31))
-  if shuffle and not split.stream_shuffled:
-    ds = ds.shuffle(16384, seed=order_seed % (1 << 31), reshuffle_each_iteration=False)
-  return ds.take(count)
-
-
 def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Pipeline], *, batch: int,
                   steps_per_epoch: int, seed: int, start_step: int,
                   rows: Optional[np.ndarray] = None) -> Iterator[Batch]:
@@ -112,67 +62,39 @@ def train_batches(split: Split, pp_for_epoch: Callable[[int], ops_lib.Pipeline],
   and the example at global position i of the epoch is augmented with seed [epoch_seed, i]: batches do not
   depend on the process count. Streamed splits (too large for memory) shuffle each process's own part, so
   their order does depend on it. `pp_for_epoch(e)` gives the host op of epoch e (it carries the per-epoch
-  augmentation probability); in memory, consecutive epochs with the same op share one tf.data pipeline
-  (tracing AutoAugment's graph costs seconds, the epoch's work a fraction of that on small data).
+  augmentation probability); in memory, consecutive epochs with the same op share one tf.data pipeline.
   """
   rows = _all_rows(rows, batch)
-  local_batch = len(rows)
   epoch, skip = divmod(start_step, steps_per_epoch)
   while True:
     op = pp_for_epoch(epoch)
     if split.images is None:
-      ds = _stream_epoch(split, seed, epoch, skip, steps_per_epoch * local_batch, local_batch)
-      ds, epochs_done = _augment_examples(ds, op, local_batch, drop_remainder=True), [epoch]
+      from refine_jax.data import tf_pipeline
+      yield from tf_pipeline.stream_train_epoch(split, op, epoch_seed(seed, epoch), skip, steps_per_epoch, len(rows))
+      done = [epoch]
     else:
-      ds, epochs_done = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, steps_per_epoch, batch, rows)
-      ds = _augment_batches(ds, op, local_batch)
-    ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-    yield from ds.as_numpy_iterator()
-    epoch, skip = epochs_done[-1] + 1, 0
+      done: list[int] = []
+      order = _memory_epochs(split, pp_for_epoch, op, seed, epoch, skip, steps_per_epoch, batch, rows, done)
+      if _in_numpy(split, op):
+        yield from ({'image': split.images[i], 'label': split.labels[i]} for index, _, _ in order for i in index)
+      else:
+        from refine_jax.data import tf_pipeline
+        yield from tf_pipeline.memory_train_batches(split, op, order, len(rows))
+    epoch, skip = done[-1] + 1, 0
 
 
 def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: int, steps_per_epoch: int,
-                   batch: int, rows: np.ndarray) -> tuple[tf.data.Dataset, list[int]]:
-  """This process's local batches {'image', 'label', 'seed'} of epochs first, first+1, ... while
-  `pp_for_epoch` keeps returning `op`; the list it returns fills with the epochs actually produced."""
-  images, labels = _images_tensor(split)
-  done: list[int] = []
-
-  def epochs():
-    e = first
-    while pp_for_epoch(e) is op:
-      perm = np.random.default_rng([seed & 0xFFFFFFFF, e]).permutation(split.num_examples)
-      steps = np.arange(skip if e == first else 0, steps_per_epoch, dtype=np.int64)
-      pos = steps[:, None] * batch + rows[None, :]
-      done.append(e)
-      yield perm[pos].astype(np.int64), pos, np.int64(epoch_seed(seed, e))
-      e += 1
-
-  spec = (tf.TensorSpec([None, len(rows)], tf.int64), tf.TensorSpec([None, len(rows)], tf.int64),
-          tf.TensorSpec([], tf.int64))
-  ds = tf.data.Dataset.from_generator(epochs, output_signature=spec)
-  ds = ds.flat_map(lambda idx, pos, es: tf.data.Dataset.from_tensor_slices(
-      {'index': idx, 'pos': pos, 'es': tf.fill(tf.shape(idx)[:1], es)}))
-  ds = ds.map(lambda b: {'image': tf.gather(images, b['index']), 'label': tf.gather(labels, b['index']),
-                         'seed': _seeds(b['es'], b['pos'])}, num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True)
-  return ds, done
-
-
-def _seeds(es: tf.Tensor, pos: tf.Tensor) -> tf.Tensor:
-  """Augmentation seeds [..., 2] of the examples at positions `pos` of the epoch with seed `es`."""
-  return tf.stack([tf.broadcast_to(tf.cast(es, tf.int64), tf.shape(pos)), pos], axis=-1)
-
-
-def _stream_epoch(split: Split, seed: int, epoch: int, skip: int, per_epoch: int,
-                  local_batch: int) -> tf.data.Dataset:
-  es = epoch_seed(seed, epoch)
-  ds = tf.data.Dataset.zip((_stream_examples(split, es, per_epoch, shuffle=True),
-                            tf.data.Dataset.range(per_epoch)))
-  ds = ds.skip(skip * local_batch)
-  # Positions interleave the processes' parts so that no two examples share an augmentation seed.
-  return ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'],
-                                 'seed': _seeds(es, pos * split.process_count + split.process_index)})
+                   batch: int, rows: np.ndarray, done: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray, np.int64]]:
+  """(example indices, positions in the epoch, epoch seed) of this process's local batches ([steps, rows] each)
+  of epochs first, first+1, ... while `pp_for_epoch` keeps returning `op`; `done` fills with the epochs produced."""
+  e = first
+  while pp_for_epoch(e) is op:
+    perm = np.random.default_rng([seed & 0xFFFFFFFF, e]).permutation(split.num_examples)
+    steps = np.arange(skip if e == first else 0, steps_per_epoch, dtype=np.int64)
+    pos = steps[:, None] * batch + rows[None, :]
+    done.append(e)
+    yield perm[pos].astype(np.int64), pos, np.int64(epoch_seed(seed, e))
+    e += 1
 
 
 def steps_per_epoch(split: Split, batch: int) -> int:
@@ -206,64 +128,28 @@ def eval_batches(split: Split, op: ops_lib.Pipeline, *, batch: int, rows: Option
   splits keep the blank padding.
   """
   rows = _all_rows(rows, batch)
-  local_batch = len(rows)
   num_batches = num_eval_batches(split, batch, count)
   es = epoch_seed(aug_seed, _DIAG_EPOCH)
-  if split.images is not None:
-    n = split.num_examples if count is None else min(count, split.num_examples)
-    images, labels = _images_tensor(split)
-    counted_from = np.arange(num_batches, dtype=np.int64)[:, None] * batch + np.zeros_like(rows)[None, :]
-    pos = counted_from + rows[None, :]
-    full_last = full_last and n > batch and n % batch > 0
-    if full_last:
-      pos[-1] -= num_batches * batch - n
-
-    def gather(p, lo):
-      i = tf.minimum(p, n - 1)
-      return {'image': tf.gather(images, i), 'label': tf.gather(labels, i), 'seed': _seeds(es, p),
-              'mask': tf.cast((p < n) & (p >= lo), tf.float32)}
-
-    def blank_padding(b):
-      keep = b['mask'] > 0
-
-      def blank():  # only a last, partly padded batch pays for the select
-        return {'image': tf.where(keep[:, None, None, None], b['image'], tf.zeros_like(b['image'])),
-                'label': tf.where(keep, b['label'], tf.zeros_like(b['label'])), 'mask': b['mask']}
-      return tf.cond(tf.reduce_all(keep), lambda: b, blank)
-
-    ds = tf.data.Dataset.from_tensor_slices((pos, counted_from)).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                                                     deterministic=True)
-    ds = _augment_batches(ds, op, local_batch)
-    ds = ds if full_last else ds.map(blank_padding)  # full_last: the masked rows are real examples, kept
-    yield from ds.prefetch(tf.data.AUTOTUNE).with_options(_options()).as_numpy_iterator()
+  if split.images is None:
+    from refine_jax.data import tf_pipeline
+    yield from tf_pipeline.stream_eval_batches(split, op, es, len(rows), num_batches, count)
     return
-  n = split.num_examples if count is None else min(count // split.process_count, split.num_examples)
-  ds = tf.data.Dataset.zip((_stream_examples(split, es, n, shuffle=False), tf.data.Dataset.range(n)))
-  ds = ds.map(lambda ex, pos: {'image': ex['image'], 'label': ex['label'],
-                               'seed': _seeds(es, pos * split.process_count + split.process_index)})
-  ds = _augment_examples(ds, op, local_batch, drop_remainder=False)
-  ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-  produced, template = 0, None
-  for b in ds.as_numpy_iterator():
-    k = len(b['label'])
-    b = {key: _pad(v, local_batch) for key, v in b.items()}
-    b['mask'] = (np.arange(local_batch) < k).astype(np.float32)
-    template = b
-    produced += 1
-    yield b
-  if template is None:  # this process holds no example: shape the padding from the op's output
-    img = op(tf.zeros([8, 8, 3], tf.uint8), tf.constant([0, 0], tf.int64)).numpy()
-    template = {'image': np.zeros((local_batch,) + img.shape, img.dtype),
-                'label': np.zeros(local_batch, np.int32)}
-  for _ in range(produced, num_batches):
-    yield {'image': np.zeros_like(template['image']), 'label': np.zeros_like(template['label']),
-           'mask': np.zeros(local_batch, np.float32)}
-
-
-def _pad(x: np.ndarray, size: int) -> np.ndarray:
-  if len(x) == size:
-    return x
-  return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
+  n = split.num_examples if count is None else min(count, split.num_examples)
+  counted_from = np.arange(num_batches, dtype=np.int64)[:, None] * batch + np.zeros_like(rows)[None, :]
+  pos = counted_from + rows[None, :]
+  full_last = full_last and n > batch and n % batch > 0
+  if full_last:
+    pos[-1] -= num_batches * batch - n
+  if not _in_numpy(split, op):
+    from refine_jax.data import tf_pipeline
+    yield from tf_pipeline.memory_eval_batches(split, op, pos, counted_from, n, es, blank=not full_last)
+    return
+  for p, lo in zip(pos, counted_from):
+    i, keep = np.minimum(p, n - 1), (p < n) & (p >= lo)
+    image, label = split.images[i], split.labels[i]
+    if not full_last:  # full_last: the masked rows are real examples, kept
+      image[~keep], label[~keep] = 0, 0
+    yield {'image': image, 'label': label, 'mask': keep.astype(np.float32)}
 
 
 def to_global(batch: Batch, sharding) -> dict:
@@ -384,8 +270,10 @@ class _Inline:
 
 def output_shape(split: Split, op: ops_lib.Pipeline) -> tuple[int, ...]:
   """The shape `op` gives an example of `split` (runs it once on the first example)."""
-  img = split.images[0] if split.images is not None else next(iter(split.stream(0).take(1)))['image']
-  return tuple(op(tf.convert_to_tensor(img), tf.constant([0, 0], tf.int64)).shape)
+  if _in_numpy(split, op):
+    return tuple(split.images.shape[1:])
+  from refine_jax.data import tf_pipeline
+  return tf_pipeline.output_shape(split, op)
 
 
 def check_image_size(split: Split, op: ops_lib.Pipeline, spec: str, field: str, what: str,
@@ -402,40 +290,12 @@ def check_image_size(split: Split, op: ops_lib.Pipeline, spec: str, field: str, 
                       f'pad_crop({size},4), ...)')
 
 
-def _first_failing_op(op: ops_lib.Pipeline, spec: str, field: str, image: tf.Tensor) -> str:
-  """The name (and arguments) of the first op of `spec` that fails on `image`."""
-  parsed = ops_lib._parse(spec, field)  # noqa: SLF001 - the op names of a spec, as built
-  for k in range(1, len(op.ops) + 1):
-    try:
-      ops_lib.Pipeline(op.ops[:k], op.takes_encoded)(image, tf.constant([0, 0], tf.int64))
-    except Exception:  # noqa: BLE001 - the op that cannot take the image
-      name, args = parsed[k - 1]
-      return f'{name}{args if args else ""}'
-  return 'the decode'
-
-
 def check_sizes(split: Split, op: ops_lib.Pipeline, spec: str, field: str, what: str) -> None:
   """Runs `op` once on an image of each size `split` holds (known at start-up); raises ConfigError naming the op,
   the size and a file of that size when an op cannot take it, or when sizes give different output shapes (one
-  batch needs one shape). Nothing is checked for a TFDS stream (sizes unknown before reading)."""
-  shapes = {}
-  for (h, w), (n, path) in sorted((split.image_sizes or {}).items()):
-    image = tf.io.encode_png(tf.zeros([h, w, 3], tf.uint8))
-    example = f' (e.g. {path})' if path else ''
-    try:
-      shapes[(h, w)] = tuple(op(image, tf.constant([0, 0], tf.int64)).shape)
-    except Exception as e:  # noqa: BLE001 - any failure of the ops on this size
-      raise ConfigError(field, f'op {_first_failing_op(op, spec, field, image)} of {spec!r} cannot take the '
-                        f'{h}x{w} images of the {what} split{example} ({type(e).__name__}); fix the op\'s size, or '
-                        f'start {field} with resize(N) or center_crop(N)') from None
-  if len(set(shapes.values())) > 1:
-    zb = min(shapes)
-    za = next(z for z in shapes if shapes[z] != shapes[zb])
-    sa, sb, path = shapes[za], shapes[zb], split.image_sizes[za][1]
-    raise ConfigError(field, f'{spec!r} turns the {za[0]}x{za[1]} images of the {what} split (e.g. {path}) into '
-                      f'{sa} but the {zb[0]}x{zb[1]} ones into {sb}; a batch needs one shape: start {field} with '
-                      'resize(N) (bilinear, to N x N), or make the images one size')
-  if len(shapes) > 1:
-    logging.warning('%s: the %s split holds images of %d sizes (%s); %r brings all to %s', field, what,
-                    len(shapes), ', '.join(f'{h}x{w}: {split.image_sizes[(h, w)][0]}' for h, w in shapes), spec,
-                    next(iter(shapes.values())))
+  batch needs one shape). Nothing is checked for a TFDS stream (sizes unknown before reading), nor for an
+  in-memory split without ops (one size, and no op to fail on it)."""
+  if _in_numpy(split, op):
+    return
+  from refine_jax.data import tf_pipeline
+  tf_pipeline.check_sizes(split, op, spec, field, what)

@@ -1,9 +1,11 @@
-"""Data sources: TFDS by name, and the embedded `digits` set, as this process's part of a split.
+"""Data sources: TFDS by name, image folders, the embedded `digits` set and `synthetic` data, as this process's
+part of a split.
 
 A source hands the pipeline the examples of one split in a fixed order, plus the facts the trainer needs (class
 count, normalisation). Small splits are held in memory as uint8 arrays (CIFAR-10 train is 150 MB) — whole, in
 every process, so an epoch's order is one global index permutation and the run does not depend on the process
-count; large ones (ImageNet) stream from TFDS, each process reading its own disjoint part.
+count; large ones (ImageNet) stream from TFDS, each process reading its own disjoint part. TensorFlow and TFDS
+are imported by the sources that read through them (TFDS, image folders, digits' resize), not by `synthetic`.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import re
 from typing import Callable, Optional
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
+
+from refine_jax.data import tensorflow
+from refine_jax.errors import ConfigError
 
 # Normalisation statistics (per channel, on [0, 1] pixels); unknown datasets use ImageNet's.
 _MEAN_STD = {
@@ -22,9 +26,15 @@ _MEAN_STD = {
     'cifar100': ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     'digits': ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     'imagenet': ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # `synthetic`: the moments of a uniform uint8 pixel, on [0, 1]
+    'synthetic': ((0.5,) * 3, (((256 ** 2 - 1) / 12) ** 0.5 / 255,) * 3),
 }
 _IN_MEMORY_MAX_BYTES = 4 << 30
 DIGITS_DEFAULT_SIZE = 32  # digits' render size when config.image_size is None
+# Datasets known without asking TFDS (config validation lists TFDS's builders only for other names).
+BUILTIN_DATASETS = ('digits', 'image_folder', 'synthetic')
+# `synthetic`'s splits and the field of config.synthetic that sizes each.
+SYNTHETIC_SPLITS = {'train': 'train_examples', 'test': 'eval_examples', 'validation': 'eval_examples'}
 
 
 @dataclasses.dataclass
@@ -55,9 +65,10 @@ class Split:
 
 
 def dataset_names() -> tuple[str, ...]:
-  """Allowed values of `config.dataset`: the embedded set and TFDS builder names."""
+  """Allowed values of `config.dataset`: the built-in ones and TFDS builder names."""
+  tensorflow()
   import tensorflow_datasets as tfds
-  return ('digits', 'image_folder') + tuple(tfds.list_builders(with_community_datasets=False))
+  return BUILTIN_DATASETS + tuple(tfds.list_builders(with_community_datasets=False))
 
 
 def _slice(n: int, spec: str) -> tuple[int, int]:
@@ -100,7 +111,7 @@ def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     a, b = _slice(len(idx), sl)
     idx = idx[a:b]
   imgs = (d.images[idx] * (255.0 / 16.0)).astype(np.float32)[..., None]
-  imgs = tf.image.resize(imgs, [image_size, image_size], method='bilinear').numpy()
+  imgs = tensorflow().image.resize(imgs, [image_size, image_size], method='bilinear').numpy()
   imgs = np.repeat(np.clip(np.round(imgs), 0, 255).astype(np.uint8), 3, axis=-1)
   return imgs, d.target[idx].astype(np.int32)
 
@@ -115,11 +126,38 @@ def load(config, split: str, *, train: bool, process_index: int = 0, process_cou
   if name == 'image_folder':
     return _load_image_folder(config, split, train=train, process_index=process_index,
                               process_count=process_count)
+  if name == 'synthetic':
+    images, labels = _synthetic(config, split, 'train_split' if train else 'eval_split')
+    return Split(len(labels), len(labels), config.synthetic.num_classes, mean, std, images=images, labels=labels)
   return _load_tfds(config, split, train=train, process_index=process_index, process_count=process_count,
                     mean=mean, std=std)
 
 
+def _synthetic(config, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+  """Random uint8 images (`image_size` square, 3 channels) and labels uniform over `synthetic.num_classes`, made
+  by numpy from (seed, split name): the same on every process and in every run of the seed. A slice ('train[:512]')
+  takes those examples of the whole split. Benchmarks and accelerator checks: nothing to read, no TensorFlow."""
+  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
+  name, sl = m.group(1), m.group(2)
+  if name not in SYNTHETIC_SPLITS:
+    raise ConfigError(field, f'synthetic has no split {name!r}; allowed: {", ".join(SYNTHETIC_SPLITS)} '
+                      '(optionally sliced, e.g. "train[:512]")')
+  size_field = SYNTHETIC_SPLITS[name]
+  n, side = config.synthetic[size_field], config.image_size
+  per_image = side * side * 3
+  if n * per_image > _IN_MEMORY_MAX_BYTES:
+    raise ConfigError(f'synthetic.{size_field}', f'{n} images of {side}x{side}x3 take {n * per_image / 2**30:.1f} GiB; '
+                      f'allowed: at most {_IN_MEMORY_MAX_BYTES >> 30} GiB per split (synthetic splits are held in '
+                      f'memory), i.e. {_IN_MEMORY_MAX_BYTES // per_image} images at {side} px')
+  rng = np.random.default_rng([config.seed & 0xFFFFFFFF, *name.encode()])
+  images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+  labels = rng.integers(0, config.synthetic.num_classes, n, dtype=np.int32)
+  a, b = _slice(n, sl) if sl is not None else (0, n)
+  return images[a:b], labels[a:b]
+
+
 def _load_tfds(config, split: str, *, train: bool, process_index: int, process_count: int, mean, std) -> Split:
+  tf = tensorflow()
   import tensorflow_datasets as tfds
   builder = tfds.builder(config.dataset, data_dir=config.data_dir)
   if config.download:
@@ -205,6 +243,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
   or, with `image_folder_skip_corrupt`, left out and counted.
   """
   import concurrent.futures
+  tf = tensorflow()
   m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
   name, sl = m.group(1), m.group(2)
   root = os.path.join(config.data_dir, name)
