@@ -40,7 +40,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from bench import common  # noqa: E402
 from configs import common as cfg_common  # noqa: E402
-from refine_jax import metrics as metrics_lib  # noqa: E402
+from refine_jax import registries  # noqa: E402
+from refine_jax import spec as spec_lib  # noqa: E402
+from refine_jax import workdir as workdir_lib  # noqa: E402
 from refine_jax import plan as plan_lib  # noqa: E402
 from refine_jax import steps  # noqa: E402
 from refine_jax import train  # noqa: E402
@@ -86,9 +88,10 @@ class Bare:
   them) on one device-resident batch of `size`-pixel images of `num_classes` classes."""
 
   def __init__(self, config, steps_per_epoch: int, size: int = 32, num_classes: int = 10):
-    plan = plan_lib.resolve(config, steps_per_epoch, ops_lib.build)
-    mesh = steps.make_mesh(config.mesh_model)
-    env = steps.make_env(config, plan, mesh, num_classes=num_classes, mean=(125.0,) * 3, std=(63.0,) * 3)
+    spec = spec_lib.from_config(config, registries.default())
+    plan = plan_lib.resolve(spec, steps_per_epoch * spec.batch_size, ops_lib.build)
+    mesh = steps.make_mesh()
+    env = steps.make_env(plan, mesh, num_classes=num_classes, mean=(125.0,) * 3, std=(63.0,) * 3)
     rng = np.random.default_rng(0)
     b = config.batch_size
     self.batch = jax.device_put({'image': rng.integers(0, 256, (b, size, size, 3), dtype=np.uint8),
@@ -108,7 +111,7 @@ class Bare:
 
 
 def loop_figures(t: dict) -> dict:
-  """A run's figures from its own clock (its workdir's timing.json, `train._Run.timing`): images/s in the phase
+  """A run's figures from its own clock (its workdir's timing.json, `clock.Clock.timing`): images/s in the phase
   loops with evals and blocking saves left out; the shares of the loop's seconds in evals with their diagnostics
   (`eval_share`; `eval_share_steady` without each phase's first eval, which compiles) and blocked in saves; and
   the seconds of one eval / one blocking save."""
@@ -128,7 +131,7 @@ def run_loop(config) -> dict:
   w = tempfile.mkdtemp(prefix='bench_loop_')
   try:
     train.train_and_evaluate(config, w)
-    return loop_figures(metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING)))
+    return loop_figures(workdir_lib.read_json(workdir_lib.path(w, workdir_lib.TIMING)))
   finally:
     shutil.rmtree(w, ignore_errors=True)
 

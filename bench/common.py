@@ -46,13 +46,16 @@ def step_env(model: str, num_classes: int, *, dtype: str = 'float32', kind: str 
   TensorFlow imported."""
   from configs import common as cfg_common
   from refine_jax import plan as plan_lib
+  from refine_jax import registries
+  from refine_jax import spec as spec_lib
   from refine_jax import steps
   c = cfg_common.get_config()
+  c.dataset, c.image_size, c.pp_eval = 'synthetic', 32, ''  # (validation only: no data is read)
   c.model, c.dtype = model, dtype
   c.optimizer.update({'momentum': 0.9, 'nesterov': True, 'weight_decay': 5e-4})
   c.phase_order = ('augmented',)
   c.phases.augmented = cfg_common.phase(None, '', cfg_common.mix(kind, 1.0), cfg_common.lr('constant', 0.01))
   c.phases.augmented.steps = 1 << 20
-  plan = plan_lib.resolve(c, 1)
-  env = steps.make_env(c, plan, steps.make_mesh(), num_classes=num_classes, mean=(0.5,) * 3, std=(0.25,) * 3)
+  plan = plan_lib.resolve(spec_lib.from_config(c, registries.default()), c.batch_size)  # one step per epoch
+  env = steps.make_env(plan, steps.make_mesh(), num_classes=num_classes, mean=(0.5,) * 3, std=(0.25,) * 3)
   return env, plan.phases[0]

@@ -453,19 +453,19 @@ def _compare(ref_w: str, w: str) -> dict:
 def resume_check(case: dict, ref_w: str, w: str, env: dict, timeout_s: float) -> dict:
   """`case` stopped by SIGTERM once its first eval row is written (mid-phase: it saves and exits 3) and re-run
   (it resumes from that checkpoint and trains to the end), against the uninterrupted run in `ref_w`."""
-  from refine_jax import metrics as metrics_lib
+  from refine_jax import workdir as workdir_lib
   t = time.perf_counter()
   first = _main_run(case, w, env, timeout_s, stop_after_first_eval=True)
   ckpts = os.path.join(w, 'checkpoints')
   stopped = max((int(n) for n in os.listdir(ckpts) if n.isdigit()), default=None) if os.path.isdir(ckpts) else None
   out = {'interrupted': first, 'stopped_at_step': stopped,
-         'phase_end_step': metrics_lib.load_summary(ref_w)['phases']['augmented']['end_step']}
+         'phase_end_step': workdir_lib.read_summary(ref_w)['phases']['augmented']['end_step']}
   out['mid_phase'] = stopped is not None and 0 < stopped < out['phase_end_step']
   if first['rc'] != 3:
     return out
   out['resumed'] = _main_run(case, w, env, timeout_s - (time.perf_counter() - t))
   if out['resumed']['rc'] == 0:
-    out['resumed_images'] = metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING))['images']
+    out['resumed_images'] = workdir_lib.read_json(workdir_lib.path(w, workdir_lib.TIMING))['images']
     out.update(_compare(ref_w, w))
   return out
 
@@ -508,7 +508,7 @@ def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, pa
   finished."""
   from bench import bench_loop
   from refine_jax import config as config_lib
-  from refine_jax import metrics as metrics_lib
+  from refine_jax import workdir as workdir_lib
   runs = {}
   for case in cases:
     name = case['name']
@@ -521,9 +521,9 @@ def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, pa
            **_main_run(case, w, env, times['end'] - time.time())}
     if row['rc'] == 0:
       runs[name] = w
-      row.update(bench_loop.loop_figures(metrics_lib.read_json(os.path.join(w, metrics_lib.TIMING))))
+      row.update(bench_loop.loop_figures(workdir_lib.read_json(workdir_lib.path(w, workdir_lib.TIMING))))
       if name in bare:
-        config = metrics_lib.read_json(os.path.join(w, metrics_lib.CONFIG))
+        config = workdir_lib.read_config(w)
         row.update(bare_images_per_s=bare[name]['images_per_s'], loop_over_bare=row['ips'] / bare[name]['images_per_s'],
                    config_differs_from_bare=[k for k, _, _ in config_lib.diff(bare[name]['config'], config)])
     res['cases'][name] = row
@@ -538,7 +538,7 @@ def resume_checks(case: dict, ref_w: str, work: str, base: dict, res: dict, path
   """`resume_check` of `case` without any flag (against its loop run) and with `DETERMINISTIC_FLAG` (against an
   uninterrupted run under the flag, whose clock gives the flag's cost), each started only with time for it."""
   from bench import bench_loop
-  from refine_jax import metrics as metrics_lib
+  from refine_jax import workdir as workdir_lib
   ips = {}
   for label, flag in (('default', ''), ('deterministic_ops', DETERMINISTIC_FLAG)):
     walls = [res['cases'][case['name']]['wall_s']] + [r['wall_s'] for k, r in res['resume'].get('default', {}).items()
@@ -553,7 +553,7 @@ def resume_checks(case: dict, ref_w: str, work: str, base: dict, res: dict, path
       ref_w = w + '_uninterrupted'
       check['uninterrupted'] = _main_run(case, ref_w, env, times['end'] - time.time())
     if check.get('uninterrupted', {'rc': 0})['rc'] == 0:
-      ips[label] = bench_loop.loop_figures(metrics_lib.read_json(os.path.join(ref_w, metrics_lib.TIMING)))['ips']
+      ips[label] = bench_loop.loop_figures(workdir_lib.read_json(workdir_lib.path(ref_w, workdir_lib.TIMING)))['ips']
       check.update(reference_images_per_s=ips[label], **resume_check(case, ref_w, w, env, times['end'] - time.time()))
     res['resume'][label] = check
     print(f'resume ({label}): stopped at step {check.get("stopped_at_step")}, final state bit for bit equal: '

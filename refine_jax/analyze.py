@@ -51,19 +51,21 @@ import subprocess
 import sys
 from typing import Iterable, Iterator, Optional, Sequence
 
+import dataclasses
+
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from etils import epath
 
 from refine_jax import checkpoint
-from refine_jax import metrics as metrics_lib
-from refine_jax import models
+from refine_jax import cli
 from refine_jax import plan as plan_lib
+from refine_jax import spec as spec_lib
 from refine_jax import steps
+from refine_jax import workdir as workdir_lib
 from refine_jax.data import ops as ops_lib
 from refine_jax.data import pipeline, sources
+from refine_jax.errors import BadInput
 
 SPECTRUM_PANEL_IN, SPECTRUM_DPI = (5.0, 4.0), 100  # per panel: 2 rows x (runs + 1) columns
 MATRICES = ('scatter', 'covariance')  # the first is the default
@@ -90,17 +92,16 @@ def _pixels(size_in, dpi) -> tuple[int, int]:
 
 
 def read_config(workdir: str) -> dict:
-  config = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
+  config = workdir_lib.read_config(workdir)
   if config is None:
-    raise FileNotFoundError(f'no {metrics_lib.CONFIG} under {workdir}')
+    raise FileNotFoundError(f'no {workdir_lib.CONFIG} under {workdir}')
   return config
 
 
 def _checkpoints(workdir: str) -> checkpoint.Checkpoints:
-  d = os.path.join(workdir, 'checkpoints')
-  if not epath.Path(d).is_dir():
+  if not epath.Path(workdir_lib.path(workdir, workdir_lib.CHECKPOINTS)).is_dir():
     raise FileNotFoundError(f'no checkpoints directory under {workdir}')
-  return checkpoint.Checkpoints(d, read_only=True)
+  return workdir_lib.open_checkpoints(workdir)
 
 
 def checkpoint_metas(workdir: str) -> list[dict]:
@@ -143,9 +144,9 @@ def restore_variables(workdir: str, step: int) -> dict:
 def load_examples(config: dict, examples: Optional[int] = None):
   """(train Split, eval op, count): the run's training split under the eval preprocessing (its plan's); count
   is the whole split, or its first `examples`."""
-  cfg = ml_collections.ConfigDict(config)
-  split = sources.load(cfg, cfg.train_split, train=True)
-  plan = plan_lib.resolve(cfg, max(pipeline.steps_per_epoch(split, cfg.batch_size), 1), ops_lib.build)
+  spec = spec_lib.from_dict(config)
+  split = sources.load(spec.data, train=True)
+  plan = plan_lib.resolve(spec, split.num_examples_global, ops_lib.build)
   n = split.num_examples if examples is None else min(int(examples), split.num_examples)
   return split, plan.eval_ops(), n
 
@@ -156,8 +157,8 @@ def feature_batches(workdir: str, step: int, examples: Optional[int] = None, *, 
   order, at checkpoint `step`, padding dropped. `data` may pass a (split, op, count) from `load_examples`."""
   config = config or read_config(workdir)
   split, op, n = data or load_examples(config, examples)
-  model = models.get_model(config['model'], split.num_classes, dtype=jnp.float32,
-                           **dict(config.get('model_kwargs') or {}))
+  spec = spec_lib.from_dict(config)
+  model = steps.make_model(dataclasses.replace(spec.model, dtype='float32'), split.num_classes)
   variables = restore_variables(workdir, step)
 
   @jax.jit
@@ -167,7 +168,7 @@ def feature_batches(workdir: str, step: int, examples: Optional[int] = None, *, 
                            rngs={'dropout': jax.random.PRNGKey(0), 'shake': jax.random.PRNGKey(0)})
     return inter['intermediates']['features'][0]
 
-  bs = int(batch_size or config.get('eval_batch_size') or 256)
+  bs = int(batch_size or spec.eval.batch_size)
   for b in pipeline.eval_batches(split, op, batch=bs, count=n):
     keep = b['mask'] > 0
     yield np.asarray(feats_of(variables, b['image']))[keep].astype(np.float32), b['label'][keep].astype(np.int64)
@@ -185,11 +186,11 @@ def class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
 
 
 def check_counts(counts: Sequence[int], min_per_class: int, where: str) -> None:
-  """A ValueError naming --min_per_class, the first class with fewer examples, its count and the minimum."""
+  """A BadInput naming --min_per_class, the first class with fewer examples, its count and the minimum."""
   few = [(c, n) for c, n in enumerate(counts) if n < min_per_class]
   if few:
     c, n = few[0]
-    raise ValueError(
+    raise BadInput(
         f'--min_per_class={min_per_class}: class {c} has {n} examples in {where} ({len(few)} of {len(counts)} '
         f'classes have fewer than {min_per_class}); the {MATRICES[0]} of n examples has rank at most n − 1, so '
         f'its spectrum would stop short. Use a larger train_split, or lower --min_per_class knowingly')
@@ -234,7 +235,7 @@ def _prepare_run(workdir: str, label: str, examples: Optional[int], min_per_clas
   data = load_examples(config, examples)
   split, _, n = data
   if not 0 <= class_index < split.num_classes:
-    raise ValueError(f'--class_index={class_index}: {workdir} has classes 0 to {split.num_classes - 1}')
+    raise BadInput(f'--class_index={class_index}: {workdir} has classes 0 to {split.num_classes - 1}')
   where = f'{workdir} ({config["train_split"]}' + ('' if n == split.num_examples else f', first {n}') + ')'
   counts = None
   if split.labels is not None:  # in memory: refuse from the labels, before running the model
@@ -273,14 +274,14 @@ def spectrum(workdirs: Sequence[str], out_png: str, *, labels: Optional[Sequence
   checkpoint of the augmented phase) raised before any feature is computed; nothing is written then.
   """
   if min_per_class < 2:
-    raise ValueError(f'--min_per_class={min_per_class}: at least 2 (a class of one example has no spread)')
+    raise BadInput(f'--min_per_class={min_per_class}: at least 2 (a class of one example has no spread)')
   if matrix not in MATRICES:
-    raise ValueError(f'--matrix={matrix!r}: allowed values {", ".join(MATRICES)}')
+    raise BadInput(f'--matrix={matrix!r}: allowed values {", ".join(MATRICES)}')
   if yscale not in ('linear', 'log'):
-    raise ValueError(f'--yscale={yscale!r}: allowed values linear, log')
+    raise BadInput(f'--yscale={yscale!r}: allowed values linear, log')
   labels = list(labels or [os.path.basename(os.path.normpath(w)) for w in workdirs])
   if len(labels) != len(workdirs):
-    raise ValueError(f'--label: {len(labels)} labels for {len(workdirs)} --workdir; give one per workdir, in order')
+    raise BadInput(f'--label: {len(labels)} labels for {len(workdirs)} --workdir; give one per workdir, in order')
   runs = [_prepare_run(w, l, examples, min_per_class, class_index) for w, l in zip(workdirs, labels)]
   result = {'matrix': matrix, 'matrix_definition': MATRIX_DEFINITIONS[matrix], 'why_scatter_default': WHY_SCATTER,
             'features': 'penultimate features (`intermediates/features`), eval-mode model in float32, training '
@@ -290,7 +291,7 @@ def spectrum(workdirs: Sequence[str], out_png: str, *, labels: Optional[Sequence
   result['drawn'] = plot_spectra(result, out_png, yscale)
   result['png'] = os.path.abspath(out_png)
   result['png_size'] = list(_spectrum_pixels(len(runs)))
-  metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
+  workdir_lib.write_json(os.path.splitext(out_png)[0] + '.json', result)
   return result
 
 
@@ -369,9 +370,9 @@ def _check_overrides(overrides: Sequence[str]) -> None:
   for o in overrides:
     field = o.split('=', 1)[0][len('--config.'):] if o.startswith('--config.') else None
     if field is None or '=' not in o:
-      raise ValueError(f'extra argument {o!r}: only --config.FIELD=VALUE overrides are passed to the runs')
+      raise BadInput(f'extra argument {o!r}: only --config.FIELD=VALUE overrides are passed to the runs')
     if field in _SWEEP_OWNED:
-      raise ValueError(f'extra argument {o!r}: the sweep sets {field} itself')
+      raise BadInput(f'extra argument {o!r}: the sweep sets {field} itself')
 
 
 def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epochs: Sequence[float],
@@ -391,7 +392,7 @@ def sweep_runs(config: str, workdir_root: str, total_epochs: float, switch_epoch
   T = float(total_epochs)
   for a in switch_epochs:
     if not 0 < float(a) <= T:
-      raise ValueError(f'switch epoch {_num(a)} is outside (0, {_num(T)}]')
+      raise BadInput(f'switch epoch {_num(a)} is outside (0, {_num(T)}]')
   points = sorted({float(a) for a in switch_epochs})
   runs = []
   for s in seeds:
@@ -513,7 +514,7 @@ def sweep_plot(workdir_root: str, out_png: str) -> dict:
             'points': stats, 'drawn': _drawn(drawn),
             'runs': [{'switch_epoch': a, 'seed': s, 'final_top1': t} for a, s, t in pts],
             'png': os.path.abspath(out_png), 'png_size': list(_pixels(SWEEP_FIG_IN, SWEEP_DPI))}
-  metrics_lib.write_json_atomic(os.path.splitext(out_png)[0] + '.json', result)
+  workdir_lib.write_json(os.path.splitext(out_png)[0] + '.json', result)
   return result
 
 
@@ -551,38 +552,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The command: its exit code (`cli.guarded`: bad input 2, a stop by SIGTERM 3)."""
+  return cli.guarded(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: Sequence[str]) -> int:
   ap = _parser()
   args, extra = ap.parse_known_args(argv)
   if extra and args.command != 'sweep':
     ap.error(f'unrecognized arguments: {" ".join(extra)}')
-  try:
-    if args.command == 'spectrum':
-      from absl import logging
-      logging.set_verbosity(logging.ERROR)  # orbax's read-only notices
-      out = args.out or os.path.join(args.workdir[0], 'spectrum.png')
-      res = spectrum(args.workdir, out, labels=args.label, matrix=args.matrix, min_per_class=args.min_per_class,
-                     class_index=args.class_index, examples=args.examples, yscale=args.yscale)
-      w, h = res['png_size']
-      print(f'{out} ({w}x{h} px), {os.path.splitext(out)[0]}.json: {res["matrix"]} of the penultimate features')
-      for r in res['runs']:
-        print(f'  {r["label"]}: {r["examples"]} examples (class {res["class_index"]}: '
-              f'{r["class_counts"][res["class_index"]]}), feature_dim {r["feature_dim"]}; '
-              + ', '.join(f'{k} step {v["step"]}: rank class {v["rank_class"]}, all {v["rank_all_class"]}'
-                          for k, v in r['checkpoints'].items()))
-      return 0
-    if args.command == 'sweep':
-      return sweep(args, extra)
-    out = args.out or os.path.join(args.workdir_root, 'sweep.png')
-    res = sweep_plot(args.workdir_root, out)
-    print(f'{out} ({res["png_size"][0]}x{res["png_size"][1]} px)')
-    print('switch_epoch  n  min_error  mean_error  max_error (%)')
-    for p in res['points']:
-      print(f'{p["switch_epoch"]:>12g} {p["n"]:>2d} {p["min_error"]:>10.2f} {p["mean_error"]:>11.2f} '
-            f'{p["max_error"]:>10.2f}')
+  if args.command == 'spectrum':
+    from absl import logging
+    logging.set_verbosity(logging.ERROR)  # orbax's read-only notices
+    out = args.out or os.path.join(args.workdir[0], 'spectrum.png')
+    res = spectrum(args.workdir, out, labels=args.label, matrix=args.matrix, min_per_class=args.min_per_class,
+                   class_index=args.class_index, examples=args.examples, yscale=args.yscale)
+    w, h = res['png_size']
+    print(f'{out} ({w}x{h} px), {os.path.splitext(out)[0]}.json: {res["matrix"]} of the penultimate features')
+    for r in res['runs']:
+      print(f'  {r["label"]}: {r["examples"]} examples (class {res["class_index"]}: '
+            f'{r["class_counts"][res["class_index"]]}), feature_dim {r["feature_dim"]}; '
+            + ', '.join(f'{k} step {v["step"]}: rank class {v["rank_class"]}, all {v["rank_all_class"]}'
+                        for k, v in r['checkpoints'].items()))
     return 0
-  except (ValueError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  if args.command == 'sweep':
+    return sweep(args, extra)
+  out = args.out or os.path.join(args.workdir_root, 'sweep.png')
+  res = sweep_plot(args.workdir_root, out)
+  print(f'{out} ({res["png_size"][0]}x{res["png_size"][1]} px)')
+  print('switch_epoch  n  min_error  mean_error  max_error (%)')
+  for p in res['points']:
+    print(f'{p["switch_epoch"]:>12g} {p["n"]:>2d} {p["min_error"]:>10.2f} {p["mean_error"]:>11.2f} '
+          f'{p["max_error"]:>10.2f}')
+  return 0
 
 
 if __name__ == '__main__':

@@ -1,13 +1,52 @@
-"""Flag parsing shared by the commands (main, preview): bad flags and config overrides exit with code 2."""
+"""How every command runs (`run`: signals, logs, errors to exit codes), and the flag parsing they share: bad flags
+and config overrides exit with code 2."""
 import difflib
 import importlib.util
 import os
 import sys
 import tempfile
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import ml_collections
-from absl import flags
+from absl import app, flags, logging
+
+from refine_jax import errors
+from refine_jax import signals
+
+
+class _QuietLibraries:
+  """Drops INFO lines of Orbax / TFDS / XLA bridges so progress and eval lines stay readable."""
+  _NOISY = ('orbax', 'tensorflow_datasets', 'xla_bridge', 'etils')
+
+  def filter(self, record) -> bool:
+    return record.levelno > 20 or not any(n in record.pathname for n in self._NOISY)
+
+
+_QUIET = _QuietLibraries()
+
+
+def guarded(main: Callable[[Sequence[str]], Optional[int]], argv: Sequence[str], *, trains: bool = False) -> int:
+  """`main(argv)` run the one way every command runs; returns its exit code.
+
+  SIGTERM / SIGINT are caught from main's first line: a command that trains records them for its loop (a
+  checkpoint, then exit 3), any other stops at once (exit 3). The errors every command shares end it with one line
+  and their exit code (`errors.EXITS`): `error:` and 2 for bad input, `preempted:` and 3, `diverged:` and 4.
+  """
+  restore = signals.catch_early() if trains else signals.stop_at_once()
+  logging.get_absl_handler().addFilter(_QUIET)
+  try:
+    return main(argv) or 0
+  except tuple(t for types, _, _ in errors.EXITS for t in types) as e:
+    _, code, word = next(x for x in errors.EXITS if isinstance(e, x[0]))
+    print(f'{word}: {e}', file=sys.stderr)
+    return code
+  finally:
+    restore()
+
+
+def run(main: Callable[[Sequence[str]], Optional[int]], *, trains: bool = False) -> None:
+  """An absl command: flags parsed by `parse_flags` (bad flags exit 2), then `guarded(main)`, then exit."""
+  app.run(lambda argv: sys.exit(guarded(main, argv, trains=trains)), flags_parser=parse_flags)
 
 
 def _config_spec(argv) -> Optional[str]:
@@ -82,8 +121,8 @@ def parse_flags(argv):
 def check_workdir_path(workdir: str) -> None:
   """A local --workdir must be a directory that can be created or written; checked before anything else runs
   by creating and removing a probe directory, which leaves no trace (as root, permission bits say little)."""
-  from refine_jax import metrics  # jax and epath: not needed to parse flags
-  if not metrics.is_local(workdir):  # gs://...: the filesystem says at the first write
+  from refine_jax import workdir as workdir_lib  # epath: not needed to parse flags
+  if not workdir_lib.is_local(workdir):  # gs://...: the filesystem says at the first write
     return
   path = os.path.abspath(workdir)
   if os.path.exists(path) and not os.path.isdir(path):

@@ -16,7 +16,7 @@ import ml_collections
 
 from refine_jax import fields
 from refine_jax.errors import ConfigError
-from refine_jax.fields import DTYPES, LR_SCHEDULES, MIX_KINDS, PHASE_NAMES  # noqa: F401 - their home is fields
+from refine_jax.fields import PHASE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

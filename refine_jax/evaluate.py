@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from refine_jax import metrics
 from refine_jax import steps
 from refine_jax.data import pipeline
 from refine_jax.data.sources import Split
@@ -29,16 +30,19 @@ CACHE_BYTES = 1 << 30  # host memory for eval/diagnostic batches reused across e
 class Evaluator:
   """`evaluator(state, phase, step)` → the metrics.jsonl row of an eval after `step` steps."""
 
-  def __init__(self, env: steps.Env, plan: Plan, train: Split, test: Split, *, batch: int, diag_examples: int,
-               image_shape: tuple[int, ...], budget: int = CACHE_BYTES, phase_end_examples: Optional[int] = 0):
-    """`phase_end_examples`: the training examples `phase_end` measures, None for all of them, 0 for none."""
+  def __init__(self, env: steps.Env, plan: Plan, train: Split, test: Split, *, image_shape: tuple[int, ...],
+               budget: int = CACHE_BYTES):
+    """What and how much it measures comes from `plan.spec.eval` (its batch, the diagnostics' subset, the
+    phase-end examples: None for all of the training split, 0 for none)."""
+    ev = plan.spec.eval
+    batch, diag_examples = ev.batch_size, ev.diag_examples
     self._env, self._plan, self._train, self._test, self._batch = env, plan, train, test, batch
     self._sharding = NamedSharding(env.mesh, P('data'))
     self._repl = NamedSharding(env.mesh, P())
     self._rows = pipeline.process_rows(self._sharding, batch)  # this process's rows of each global batch
     # Whole eval batches only: a padded row could become a real example's mixing partner.
     self._diag_count = max(min(diag_examples, train.num_examples_global) // batch, 1) * batch
-    self.phase_end_examples = phase_end_examples
+    self.phase_end_examples = ev.phase_end_examples
     self._row_bytes = len(self._rows) * int(np.prod(image_shape))
     self.budget = budget  # bytes left for cached host batches
     self._cache: dict[tuple, list] = {}
@@ -86,11 +90,8 @@ class Evaluator:
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), steps.DIAG_KEY_DATA)
     aug = self._sums(self._aug_fn(phase), state, aug_batches, key)
     return {'step': step, 'epoch': round(step / plan.steps_per_epoch, 4), 'phase': phase.name,
-            'lr': float(plan.lr(last)), 'test_top1': test['top1'] / test['count'],
-            'test_top5': test['top5'] / test['count'], 'test_loss': test['loss'] / test['count'],
-            'test_count': int(test['count']), 'train_clean_loss': clean['loss'] / clean['count'],
-            'train_aug_loss': aug['loss'] / aug['count'], 'mix_gamma': float(plan.mix_gamma(last)),
-            'aug_prob': prob}
+            'lr': float(plan.lr(last)), **metrics.row_values(metrics.EVAL_METRICS, dict(test=test, clean=clean, aug=aug)),
+            'test_count': int(test['count']), 'mix_gamma': float(plan.mix_gamma(last)), 'aug_prob': prob}
 
   def phase_end(self, state: steps.TrainState, phase: Phase, step: int) -> dict:
     """R̂ and R̂aug over the whole training split (or its first `phase_end_examples`) after `step` steps, the
@@ -107,5 +108,5 @@ class Evaluator:
     if clean['count'] != aug['count']:
       raise AssertionError(f'phase-end diagnostics counted {clean["count"]} clean and {aug["count"]} augmented '
                            'examples')
-    return {'phase_end_train_clean_loss': clean['loss'] / clean['count'],
-            'phase_end_train_aug_loss': aug['loss'] / aug['count'], 'phase_end_examples': int(clean['count'])}
+    return {**metrics.row_values(metrics.PHASE_END_METRICS, dict(clean=clean, aug=aug)),
+            metrics.PHASE_END_COUNT: int(clean['count'])}

@@ -29,10 +29,12 @@ import json
 import os
 import re
 import sys
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 from absl import logging
+
+from refine_jax.errors import BadInput
 
 # Our model name -> bottleneck counts per stage (torchvision's resnet50 / resnet101).
 TORCHVISION_MODELS: dict[str, tuple[int, ...]] = {'resnet50': (3, 4, 6, 3), 'resnet101': (3, 4, 23, 3)}
@@ -41,7 +43,7 @@ _BN = (('weight', 'params', 'scale'), ('bias', 'params', 'bias'), ('running_mean
        ('running_var', 'batch_stats', 'var'))
 
 
-class ExportError(ValueError):
+class ExportError(BadInput):
   """A bad export / import request or file; the commands turn it into exit code 2 and write nothing."""
 
 
@@ -276,11 +278,6 @@ def load_torchvision(path: str, target: Mapping) -> dict:
 # --------------------------------------------------------------------------- the command
 
 
-def _checkpoint_dir(workdir: str) -> str:
-  d = os.path.join(workdir, 'checkpoints')
-  return d if os.path.isdir(d) else workdir
-
-
 def export_workdir(workdir: str, out: str, step: Optional[int] = None, phase: Optional[str] = None,
                    verify: bool = True) -> dict:
   """Exports one checkpoint of a run in `workdir` to `out`; returns a description of what was written.
@@ -289,6 +286,7 @@ def export_workdir(workdir: str, out: str, step: Optional[int] = None, phase: Op
   (strict) when torchvision is installed.
   """
   from refine_jax import checkpoint as ckpt_lib
+  from refine_jax import workdir as workdir_lib
   if step is not None and phase is not None:
     raise ExportError('give --step or --phase, not both')
   if phase is not None and phase not in ('augmented', 'refine'):
@@ -297,36 +295,27 @@ def export_workdir(workdir: str, out: str, step: Optional[int] = None, phase: Op
     raise ExportError(f'--out {out!r}: allowed suffixes ' + ', '.join(SUFFIXES))
   if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise ExportError(f'--out {out!r}: the directory {os.path.dirname(os.path.abspath(out))!r} does not exist')
+  config = workdir_lib.read_config(workdir) if os.path.isdir(workdir) else None
+  if config is None:
+    raise ExportError(f'--workdir {workdir!r} holds no run (no {workdir_lib.CONFIG})')
+  model = config.get('model')
+  check_model(model)  # before asking for PyTorch: a model with no torchvision counterpart is refused first
   _torch()  # before any work: the file is written with torch
   if out.endswith('.safetensors'):
     _safetensors_torch()
-  cfg_path = os.path.join(workdir, 'config.json')
-  if not os.path.isfile(cfg_path):
-    raise ExportError(f'--workdir {workdir!r} holds no run (no config.json)')
-  with open(cfg_path) as f:
-    model = json.load(f).get('model')
-  check_model(model)
-  ckpts = ckpt_lib.Checkpoints(_checkpoint_dir(workdir), read_only=True)
+  ckpts = workdir_lib.open_checkpoints(workdir)
   try:
-    steps = ckpts.steps()
-    if not steps:
-      raise ExportError(f'--workdir {workdir!r} holds no checkpoint')
-    if phase is not None:
-      metas = {s: ckpts.restore_meta(s) for s in steps}
-      of_phase = [s for s in steps if metas[s].get('phase') == phase]
-      if not of_phase:
-        raise ExportError(f'--phase {phase!r}: no checkpoint of that phase; the checkpoints are: '
-                          + ', '.join(f'{s} ({metas[s].get("phase")})' for s in steps))
-      step = of_phase[-1]
-    elif step is None:
-      step = steps[-1]
-    elif step not in steps:
-      raise ExportError(f'--step {step}: no such checkpoint; allowed: ' + ', '.join(map(str, steps)))
+    try:
+      step = workdir_lib.pick_step(ckpts, step=step, phase=phase)
+    except LookupError as e:
+      what = f'--step {step}:' if step is not None else f'--phase {phase!r}:' if phase is not None else \
+          f'--workdir {workdir!r}'
+      raise ExportError(f'{what} {e}') from None
     try:
       state, meta = ckpts.restore_raw(step)
     except ckpt_lib.Corrupt as e:
       raise ExportError(f'{e}; nothing was exported. Choose another --step (the checkpoints are: '
-                        + ', '.join(map(str, steps)) + ')') from None
+                        + ', '.join(map(str, ckpts.steps())) + ')') from None
   finally:
     ckpts.close()
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
@@ -353,7 +342,13 @@ def verify_torchvision(sd: Mapping[str, np.ndarray], model: str, num_classes: in
   return True
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
+  """The command: its exit code (`cli.guarded`: bad input 2, a stop by SIGTERM 3)."""
+  from refine_jax import cli
+  return cli.guarded(_main, argv)
+
+
+def _main(argv: Sequence[str]) -> int:
   import argparse
   p = argparse.ArgumentParser(prog='python -m refine_jax.export', description=__doc__.split('\n\n')[0])
   p.add_argument('--workdir', required=True)
@@ -364,11 +359,7 @@ def main(argv: list[str]) -> int:
   p.add_argument('--out', required=True, help='FILE.pt, FILE.pth or FILE.safetensors')
   p.add_argument('--no_verify', action='store_true', help='skip the strict load into torchvision')
   args = p.parse_args(argv)  # usage errors: argparse exits with 2
-  try:
-    info = export_workdir(args.workdir, args.out, step=args.step, phase=args.phase, verify=not args.no_verify)
-  except ExportError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  info = export_workdir(args.workdir, args.out, step=args.step, phase=args.phase, verify=not args.no_verify)
   print(json.dumps(info, indent=2, sort_keys=True))
   return 0
 

@@ -263,6 +263,13 @@ def role(path: str) -> Role:
   return f.role if f is not None else RECORDS.get(path.split('.')[0], Role.BOOKKEEPING)
 
 
+def names_with(roles: Iterable[Role]) -> list[str]:
+  """The top-level fields and records whose role is one of `roles` (a phase's fields are all Role.TRAINS)."""
+  roles = frozenset(roles)
+  top = {k.split('.')[0]: f.role for k, f in FIELDS.items()} | RECORDS
+  return sorted(k for k, r in top.items() if r in roles)
+
+
 # --------------------------------------------------------------------------- building and completing configs
 
 
@@ -350,15 +357,16 @@ def differences(a: dict, b: dict, may_differ: Iterable[Role]) -> list[tuple[str,
   fa, fb = flatten(complete(a)), flatten(complete(b))
   out = []
   for k in sorted(fa.keys() | fb.keys()):
-    va, vb = _plain(fa.get(k, '<missing>')), _plain(fb.get(k, '<missing>'))
+    va, vb = plain(fa.get(k, '<missing>')), plain(fb.get(k, '<missing>'))
     if va != vb and role(k) not in may:
       out.append((k, va, vb))
   return out
 
 
-def _plain(v):
+def plain(v):
+  """A value as JSON holds it (tuples as lists), to compare a ConfigDict's with a config.json's."""
   if isinstance(v, (tuple, list)):
-    return [_plain(x) for x in v]
+    return [plain(x) for x in v]
   if isinstance(v, dict):
-    return {k: _plain(x) for k, x in v.items()}
+    return {k: plain(x) for k, x in v.items()}
   return v

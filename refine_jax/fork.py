@@ -17,7 +17,6 @@ without a parent checkpoint, a change before s) is a one-line error naming the f
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from refine_jax import cli
+from refine_jax import cli, distributed, fields
 from refine_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to the fork\'s config file with get_config().')
@@ -34,12 +33,6 @@ _FROM = flags.DEFINE_string('from', None, 'The parent run\'s workdir.')
 _AT_EPOCH = flags.DEFINE_float('at_epoch', None, 'Fork at this epoch of the parent (converted to a step with '
                                'the plan\'s steps per epoch).')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The fork\'s new workdir.')
-
-# Top-level config fields that change nothing trained before the fork step; the phases are compared on the
-# resolved plans instead (`check_prefix`).
-FREE_FIELDS = frozenset({'allow_config_change', 'log_every_steps', 'keep_checkpoints', 'checkpoint_every_epochs',
-                         'checkpoint_every_steps', 'paper_row', 'data_dir', 'download', 'forked_from',
-                         'phases', 'phase_order', 'fork_points_epochs', 'fork_points_steps'})
 
 
 class ForkError(ConfigError):
@@ -54,14 +47,16 @@ _SCHEDULES = (('lr', 'lr'), ('mix_gamma', 'mix.gamma'), ('mix_prob', 'mix.prob')
 
 
 def check_fields(parent: dict, child: dict) -> None:
-  """Refuses a fork whose fields outside the phases differ from the parent's (those not in FREE_FIELDS)."""
-  from refine_jax import config as config_lib
-  d = [x for x in config_lib.diff(parent, child) if x[0].split('.')[0] not in FREE_FIELDS]
+  """Refuses a fork whose fields outside the phases differ from the parent's where their role lets no fork change
+  them (`fields.FORK_MAY_DIFFER`: bookkeeping and the label may differ); the phases are compared on the two
+  resolved plans instead (`check_prefix`)."""
+  d = [x for x in fields.differences(parent, child, fields.FORK_MAY_DIFFER)
+       if not x[0].startswith(('phases.', 'phase_order'))]
   if d:
     k, a, b = d[0]
     more = f' (and {", ".join(x[0] for x in d[1:])})' if d[1:] else ''
-    raise config_lib.ConfigError(k, f'{a!r} in the parent, {b!r} in the fork{more}: a fork may change only '
-                                 'what comes after its step')
+    raise ConfigError(k, f'{a!r} in the parent, {b!r} in the fork{more}: a fork may change only what comes after '
+                      'its step')
 
 
 def _spans(plan, s: int) -> list[tuple]:
@@ -108,7 +103,7 @@ def rows_before(parent_rows: list[dict], s: int, child) -> list[dict]:
   at s when the fork evaluates there (the parent's extra rows at its fork points are left out). The row at s
   keeps the phase-end diagnostics only if a phase of the fork ends at s too (else the parent's phase ended
   there, the fork's goes on); a fork whose phase ends at s and whose parent's did not measures them itself
-  (`train._Run.complete_phase_end`)."""
+  (`train.Run.complete_phase_end`)."""
   from refine_jax import metrics as metrics_lib
   rows = [r for r in parent_rows if r['step'] < s and r['step'] in child.eval_steps]
   at = [r for r in parent_rows if r['step'] == s]
@@ -123,56 +118,42 @@ def rows_before(parent_rows: list[dict], s: int, child) -> list[dict]:
   return rows
 
 
-def _steps_per_epoch(config) -> int:
-  from refine_jax.data import pipeline, sources
-  train = sources.load(config, config.train_split, train=True, process_index=0, process_count=1)
-  spe = pipeline.steps_per_epoch(train, config.batch_size)
-  if spe < 1:
-    raise ConfigError('batch_size', f'{config.batch_size} is larger than the training split')
-  return spe
-
-
 def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float, workdir: str) -> int:
   """Checks the fork and writes its starting point into `workdir` (nothing when a check fails); sets
   `config.forked_from`. Returns the fork step. A workdir that already holds this fork is left as it is."""
   from refine_jax import checkpoint as ckpt_lib
-  from refine_jax import config as config_lib
-  from refine_jax import metrics as metrics_lib
   from refine_jax import plan as plan_lib
-  from refine_jax import registries
-  from refine_jax.train import config_to_dict
+  from refine_jax import prepare as prepare_lib
+  from refine_jax import spec as spec_lib
+  from refine_jax import workdir as workdir_lib
+  from refine_jax.data import sources
   parent_dir = os.path.abspath(parent_dir)
-  config_lib.validate(config, registries.default())
-  parent_dict = metrics_lib.read_json(os.path.join(parent_dir, metrics_lib.CONFIG))
+  child_spec = prepare_lib.spec_of(config)
+  parent_dict = workdir_lib.read_config(parent_dir)
   if parent_dict is None:
-    raise ForkError('from', f'{parent_dir} holds no run (no {metrics_lib.CONFIG})')
-  parent_cfg = ml_collections.ConfigDict(parent_dict)
-  check_fields(parent_dict, config_to_dict(config))
-  spe = _steps_per_epoch(config)
-  parent, child = plan_lib.resolve(parent_cfg, spe), plan_lib.resolve(config, spe)
-  with ckpt_lib.Checkpoints(os.path.join(parent_dir, 'checkpoints'), read_only=True) as src:
+    raise ForkError('from', f'{parent_dir} holds no run (no {workdir_lib.CONFIG})')
+  check_fields(parent_dict, child_spec.as_dict())
+  n = sources.load(child_spec.data, train=True).num_examples_global
+  parent, child = plan_lib.resolve(spec_lib.from_dict(parent_dict), n), plan_lib.resolve(child_spec, n)
+  spe = child.steps_per_epoch
+  with workdir_lib.open_checkpoints(parent_dir) as src:
     s = fork_step(at_epoch, parent, src.steps())
   if s > child.total_steps:
     raise ForkError('at_epoch', f'{at_epoch:g} is past the fork\'s own end (epoch {child.total_steps / spe:g})')
   check_prefix(parent, child, s)
   record = {'workdir': parent_dir, 'step': s}
-  old = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG))
+  old = workdir_lib.read_config(workdir)
   if old is not None and old.get('forked_from') != record:
     raise ForkError('workdir', f'{workdir} already holds another run (forked_from {old.get("forked_from")}); '
                     'use a new --workdir')
-  rows = rows_before(metrics_lib.read_jsonl(os.path.join(parent_dir, metrics_lib.METRICS)), s, child)
+  rows = rows_before(workdir_lib.read_rows(parent_dir), s, child)
   with config.unlocked():
     config.forked_from = ml_collections.ConfigDict(record)
   if old is None:
-    ckpt_lib.copy_step(os.path.join(parent_dir, 'checkpoints'), s, os.path.join(workdir, 'checkpoints'))
-    _write_rows(os.path.join(workdir, metrics_lib.METRICS), rows)
+    ckpt_lib.copy_step(workdir_lib.checkpoint_dir(parent_dir), s, workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
+    workdir_lib.write_jsonl(workdir_lib.path(workdir, workdir_lib.METRICS), rows)
     logging.info('forked %s at step %d (epoch %g) into %s', parent_dir, s, s / spe, workdir)
   return s
-
-
-def _write_rows(path: str, rows: list[dict]) -> None:
-  from refine_jax import metrics as metrics_lib
-  metrics_lib.write_jsonl_atomic(path, rows)
 
 
 def main(argv) -> None:
@@ -182,23 +163,14 @@ def main(argv) -> None:
     print('error: --config, --from and --workdir are required', file=sys.stderr)
     sys.exit(2)
   cli.check_workdir_path(_WORKDIR.value)
-  from refine_jax import config as config_lib
   from refine_jax import train
+  from refine_jax import workdir as workdir_lib
+  distributed.initialize()
   config = _CONFIG.value
-  try:
-    prepare(config, _FROM.value, _AT_EPOCH.value, _WORKDIR.value)
-    summary = train.train_and_evaluate(config, _WORKDIR.value)
-  except (config_lib.ConfigError, FileNotFoundError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  except train.Preempted as e:
-    print(f'preempted: {e}', file=sys.stderr)
-    sys.exit(3)
-  except train.Diverged as e:
-    print(f'diverged: {e}', file=sys.stderr)
-    sys.exit(4)
-  print(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False))
+  prepare(config, _FROM.value, _AT_EPOCH.value, _WORKDIR.value)
+  summary = train.train_and_evaluate(config, _WORKDIR.value)
+  print(workdir_lib.dumps(summary, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, trains=True)

@@ -1,139 +1,85 @@
-"""The files of a workdir: config.json, metrics.jsonl (one object per eval), summary.json, timing.json, TensorBoard.
+"""The eval row's metrics, declared once; the per-phase summary; TensorBoard.
 
-Only process 0 writes. Rewrites go through a temporary file and a rename, so a kill never leaves a torn file.
-Paths go through etils.epath, so a workdir may be local or on a remote filesystem (gs://...) alike.
+Each metric of an eval row (`EVAL_METRICS`, and the phase-end ones of Table 2, `PHASE_END_METRICS`) is
+declared with its key in metrics.jsonl, how people read it, the sums it is computed from, whether the eval log
+line shows it, and the per-phase summary keys it aggregates into. The evaluator builds the row from these, the
+loop's log line prints them, summary.json and the report's tables aggregate them: a new metric touches only this
+list. The files themselves (names, atomic writes) live in `workdir`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
-import json
-import os
-import re
 import statistics
-from typing import Any, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
-import jax
 from absl import logging
-from etils import epath
 
-CONFIG = 'config.json'
-METRICS = 'metrics.jsonl'
-SUMMARY = 'summary.json'
-# The loop's clock of the last invocation that trained (seconds in the phase loops, evals and blocking saves, and
-# the peak device memory): kept apart from summary.json, which a resumed run reproduces exactly.
-TIMING = 'timing.json'
-# Of a phase's last eval row (when measured) and its summary: R̂ and R̂aug over the whole training split.
-PHASE_END_KEYS = ('phase_end_train_clean_loss', 'phase_end_train_aug_loss', 'phase_end_examples')
+from refine_jax import workdir as workdir_lib
 
-
-def is_writer() -> bool:
-  return jax.process_index() == 0
+# How a summary key aggregates a metric over one phase's eval rows (in step order).
+AGGREGATIONS: dict[str, tuple[Callable[[Sequence[float]], float], str]] = {
+    'best': (max, 'best'),
+    'last': (lambda v: v[-1], 'last'),
+    'median10': (lambda v: statistics.median(v[-10:]), 'median of last 10'),
+}
 
 
-def is_local(path: str) -> bool:
-  """False for URLs of remote filesystems (gs://bucket/..., s3://...)."""
-  return re.match(r'^[A-Za-z][A-Za-z0-9+.-]*://', os.fspath(path)) is None
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  name: str                    # the key in metrics.jsonl's rows
+  label: str                   # how people read it: logs, plots, the report
+  sums: str                    # what it is measured on: 'test', 'clean' (R̂) or 'aug' (R̂aug)
+  sum: str                     # the masked sum it is the mean of: 'loss', 'top1' or 'top5'
+  log: bool = False            # shown in the eval log line
+  summary: tuple[tuple[str, str], ...] = ()  # (summary key, aggregation of AGGREGATIONS)
 
 
-def _write_atomic(path: str, text: str) -> None:
-  """Writes a sibling temporary file, then renames it over `path` (on object stores the new object appears
-  whole or not at all)."""
-  p = epath.Path(path)
-  tmp = p.parent / f'{p.name}.tmp{os.getpid()}'
-  tmp.write_text(text)
-  tmp.replace(p)
+EVAL_METRICS = (
+    Metric('test_top1', 'test top-1', 'test', 'top1', log=True,
+           summary=(('best_top1', 'best'), ('last_top1', 'last'), ('median_last10_top1', 'median10'))),
+    Metric('test_top5', 'test top-5', 'test', 'top5'),
+    Metric('test_loss', 'test loss', 'test', 'loss', log=True, summary=(('last_test_loss', 'last'),)),
+    Metric('train_clean_loss', 'R̂', 'clean', 'loss', log=True, summary=(('last_train_clean_loss', 'last'),)),
+    Metric('train_aug_loss', 'R̂aug', 'aug', 'loss', log=True, summary=(('last_train_aug_loss', 'last'),)),
+)
+# Table 2 at the paper's resolution: R̂ and R̂aug over the whole training split at each phase's end, in the
+# phase's last eval row and, as they are, in its summary; with the count of examples they were measured over.
+PHASE_END_METRICS = (
+    Metric('phase_end_train_clean_loss', 'R̂ (training split)', 'clean', 'loss'),
+    Metric('phase_end_train_aug_loss', 'R̂aug (training split)', 'aug', 'loss'),
+)
+PHASE_END_COUNT = 'phase_end_examples'
+PHASE_END_KEYS = tuple(m.name for m in PHASE_END_METRICS) + (PHASE_END_COUNT,)
 
 
-def dumps(obj: Any, **kw) -> str:
-  """JSON as every file of a run holds it: sorted keys, and strict (NaN or inf raise ValueError: the loop stops a
-  run at a non-finite metric before writing it, so none can reach a file)."""
-  return json.dumps(obj, sort_keys=True, allow_nan=False, **kw)
+def row_values(metrics: Sequence[Metric], sums: dict[str, dict[str, float]]) -> dict[str, float]:
+  """Each metric's value from the masked sums of its eval ({'test': {'loss': .., 'top1': .., 'count': ..}, ...})."""
+  return {m.name: sums[m.sums][m.sum] / sums[m.sums]['count'] for m in metrics}
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-  _write_atomic(path, dumps(obj, indent=2) + '\n')
+def log_line(row: dict) -> str:
+  """The eval log line's metrics: 'test_top1 0.9861 test_loss 0.0512 ...'."""
+  return ' '.join(f'{m.name} {row[m.name]:.4f}' for m in EVAL_METRICS if m.log)
 
 
-def write_jsonl_atomic(path: str, rows: list[dict]) -> None:
-  _write_atomic(path, ''.join(dumps(r) + '\n' for r in rows))
-
-
-def read_json(path: str) -> Optional[Any]:
-  p = epath.Path(path)
-  return json.loads(p.read_text()) if p.exists() else None
-
-
-def read_jsonl(path: str) -> list[dict]:
-  p = epath.Path(path)
-  if not p.exists():
-    return []
-  out = []
-  with p.open() as f:
-    for line in f:
-      line = line.strip()
-      if line:
-        try:
-          out.append(json.loads(line))
-        except json.JSONDecodeError:
-          break  # a torn last line from a kill: everything after it is untrusted
-  return out
-
-
-def append_jsonl(path: str, row: dict) -> None:
-  line = dumps(row) + '\n'
-  if is_local(path):
-    with open(path, 'a') as f:
-      f.write(line)
-      f.flush()
-      os.fsync(f.fileno())
-  else:  # object stores cannot append: rewrite the (small) file whole
-    p = epath.Path(path)
-    _write_atomic(path, (p.read_text() if p.exists() else '') + line)
-
-
-def truncate_after(path: str, step: int) -> None:
-  """Drops rows logged after `step` (a run resumed at `step` logs them again, identically)."""
-  rows = read_jsonl(path)
-  keep = [r for r in rows if r['step'] <= step]
-  if len(keep) != len(rows) or (epath.Path(path).exists() and _has_torn_tail(path)):
-    write_jsonl_atomic(path, keep)
-
-
-def update_row(path: str, step: int, values: dict) -> None:
-  """Adds `values` to the (last) row at `step`, rewriting the file atomically."""
-  rows = read_jsonl(path)
-  at = [i for i, r in enumerate(rows) if r['step'] == step]
-  if not at:
-    raise ValueError(f'{path} has no row at step {step}')
-  rows[at[-1]] = {**rows[at[-1]], **values}
-  write_jsonl_atomic(path, rows)
-
-
-def _has_torn_tail(path: str) -> bool:
-  data = epath.Path(path).read_bytes()
-  return bool(data) and not data.endswith(b'\n')
+def summary_stats(metric_name: str) -> tuple[tuple[str, str], ...]:
+  """(summary key, label) of each aggregation of a metric, e.g. test_top1 → best / last / median of last 10."""
+  m = next(m for m in EVAL_METRICS if m.name == metric_name)
+  return tuple((key, AGGREGATIONS[agg][1]) for key, agg in m.summary)
 
 
 def phase_summary(rows: list[dict]) -> Optional[dict]:
-  """Of one phase's eval rows: best / last / median of the last 10 test top-1, the last diagnostics and, when
-  measured, the phase-end ones over the whole training split (PHASE_END_KEYS); None without rows.
-  summary.json and report.md both show these."""
+  """Of one phase's eval rows: each metric's summary keys, and, when measured, the phase-end values over the
+  whole training split (PHASE_END_KEYS); None without rows. summary.json and report.md both show these."""
   if not rows:
     return None
-  top1 = [r['test_top1'] for r in rows]
-  last = rows[-1]
   ends = [r for r in rows if PHASE_END_KEYS[0] in r]
-  return {
-      **({k: ends[-1][k] for k in PHASE_END_KEYS} if ends else {}),
-      'best_top1': max(top1),
-      'last_top1': top1[-1],
-      'median_last10_top1': statistics.median(top1[-10:]),
-      'last_train_clean_loss': last['train_clean_loss'],
-      'last_train_aug_loss': last['train_aug_loss'],
-      'last_test_loss': last['test_loss'],
-      'end_step': last['step'],
-      'num_evals': len(rows),
-  }
+  out = {k: ends[-1][k] for k in PHASE_END_KEYS} if ends else {}
+  for m in EVAL_METRICS:
+    for key, agg in m.summary:
+      out[key] = AGGREGATIONS[agg][0]([r[m.name] for r in rows])
+  return {**out, 'end_step': rows[-1]['step'], 'num_evals': len(rows)}
 
 
 def summarize(rows: Iterable[dict], phase_names: Iterable[str]) -> dict:
@@ -145,34 +91,41 @@ def summarize(rows: Iterable[dict], phase_names: Iterable[str]) -> dict:
 
 
 class Writer:
-  """metrics.jsonl + TensorBoard (clu) for process 0; a no-op elsewhere. Without clu or TensorFlow (which clu's
-  writer runs on; a machine with JAX alone) TensorBoard is skipped with one warning, metrics.jsonl written as always."""
+  """metrics.jsonl + TensorBoard (clu) for process 0; a no-op elsewhere. TensorBoard's writer starts at the first
+  value written (a run that trains nothing adds no event file). Without clu or TensorFlow (which clu's writer runs
+  on; a machine with JAX alone) TensorBoard is skipped with one warning, metrics.jsonl written as always."""
 
   def __init__(self, workdir: str):
     self.workdir = workdir
-    self.enabled = is_writer()
-    self._tb = None
-    if self.enabled:
-      try:
-        if importlib.util.find_spec('clu') is None:  # asked first: no TensorFlow loaded for nothing
-          raise ImportError('No module named clu')
-        from refine_jax.data import tensorflow
-        tensorflow()  # imported with the accelerators hidden from it, before clu's writer starts it
-        from clu import metric_writers
-      except ImportError as e:
-        logging.warning('TensorBoard skipped: %s (clu and TensorFlow write it); metrics.jsonl and summary.json are '
-                        'written as always', e)
-        return
-      # TensorBoard only: the loop logs each train and eval line itself (clu's logging writer would repeat them).
-      self._tb = metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    self.enabled = workdir_lib.is_writer()
+    self._tb, self._tried = None, False
+
+  def _board(self):
+    if self._tried or not self.enabled:
+      return self._tb
+    self._tried = True
+    try:
+      if importlib.util.find_spec('clu') is None:  # asked first: no TensorFlow loaded for nothing
+        raise ImportError('No module named clu')
+      from refine_jax.data import tensorflow
+      tensorflow()  # imported with the accelerators hidden from it, before clu's writer starts it
+      from clu import metric_writers
+    except ImportError as e:
+      logging.warning('TensorBoard skipped: %s (clu and TensorFlow write it); metrics.jsonl and summary.json are '
+                      'written as always', e)
+      return None
+    # TensorBoard only: the loop logs each train and eval line itself (clu's logging writer would repeat them).
+    self._tb = metric_writers.SummaryWriter(workdir_lib.path(self.workdir, workdir_lib.TENSORBOARD))
+    return self._tb
 
   def scalars(self, step: int, values: dict) -> None:
-    if self._tb is not None:
-      self._tb.write_scalars(step, {k: v for k, v in values.items() if isinstance(v, (int, float))})
+    tb = self._board()
+    if tb is not None:
+      tb.write_scalars(step, {k: v for k, v in values.items() if isinstance(v, (int, float))})
 
   def eval_row(self, row: dict) -> None:
     if self.enabled:
-      append_jsonl(os.path.join(self.workdir, METRICS), row)
+      workdir_lib.append_jsonl(workdir_lib.path(self.workdir, workdir_lib.METRICS), row)
       self.scalars(row['step'], {f'eval/{k}': v for k, v in row.items() if k not in ('step', 'phase')})
       if self._tb is not None:
         self._tb.flush()
@@ -180,7 +133,3 @@ class Writer:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
-
-
-def load_summary(workdir: str) -> Optional[dict]:
-  return read_json(os.path.join(workdir, SUMMARY))

@@ -3,50 +3,53 @@
     python -m refine_jax.preview --config=configs/cifar10_preact18_cutmix.py --out=grid.png \
         --config.data_dir=../shared/data/tensorflow_datasets
 
-One row per phase and stage: the phase's host ops (pp) alone, then after the on-device mixing of the phase's
-first step (Mixup / CutMix; Manifold Mixup mixes hidden activations, so its input row equals the host row).
+One batch, the one the run's first step trains on, through every row: per phase, its host ops (pp) alone, then
+the on-device mixing its first step draws (the very keys, λ and partners of that step: `steps.step_keys`;
+Manifold Mixup mixes hidden activations, so its input row equals the host row). Each mixed row's label gives λ
+as drawn: the weight of the image shown over its partner's.
 """
 from __future__ import annotations
 
-import sys
-
-import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from refine_jax import config as config_lib
-from refine_jax import plan as plan_lib
-from refine_jax import registries
-from refine_jax.augment import mixing
-from refine_jax.data import ops as ops_lib
-from refine_jax.data import pipeline, sources
+from refine_jax import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file with get_config().')
 _OUT = flags.DEFINE_string('out', 'preview.png', 'Output PNG path.')
 _N = flags.DEFINE_integer('num', 8, 'Images per row.')
 
 
-def preview_rows(config, num: int) -> list[tuple[str, np.ndarray]]:
-  """[(label, uint8 [num, H, W, 3])] for each phase: host-augmented, then mixed on device."""
-  split = sources.load(config, config.train_split, train=True)
-  plan = plan_lib.resolve(config, max(pipeline.steps_per_epoch(split, config.batch_size), 1), ops_lib.build)
-  rows = []
+def preview_rows(plan, split, num: int) -> list[tuple[str, np.ndarray]]:
+  """[(label, uint8 [num, H, W, 3])] for each phase: host-augmented, then mixed on device, all of one batch."""
+  from refine_jax import steps
+  from refine_jax.augment import mixing
+  from refine_jax.data import pipeline
+  spec, rows = plan.spec, []
+  first = plan.phases[0].start
   for p in plan.phases:
     op = p.host_ops(float(plan.aug_prob(p.start)))
-    batch = next(pipeline.train_batches(split, lambda e: op, batch=config.batch_size,
-                                        steps_per_epoch=plan.steps_per_epoch, seed=plan.seed,
-                                        start_step=p.start))
-    imgs = batch['image'][:num]
-    rows.append((f'{p.name}: host "{p.pp}"', imgs))
-    key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), p.start)
+    batch = next(pipeline.train_batches(split, lambda e: op, batch=spec.batch_size,
+                                        steps_per_epoch=plan.steps_per_epoch, seed=plan.seed, start_step=first))
+    rows.append((f'{p.name}: host "{p.pp}"', batch['image'][:num]))
     x = jnp.asarray(batch['image'], jnp.float32)
-    m = mixing.draw(key, p.mix, plan.mix_gamma(p.start), plan.mix_prob(p.start), x.shape[0], x.shape[1:3])
+    k_mix = steps.step_keys(plan.seed, p.start)[0]
+    m = mixing.draw(k_mix, p.mix, plan.mix_gamma(p.start), plan.mix_prob(p.start), x.shape[0], x.shape[1:3])
     mixed = np.clip(np.round(np.asarray(m.inputs(x))), 0, 255).astype(np.uint8)[:num]
-    lam = np.asarray(m.lam)[:num]
-    rows.append((f'{p.name}: device {p.mix.kind} (λ {lam.min():.2f}..{lam.max():.2f})', mixed))
+    rows.append((f'{p.name}: device {p.mix.kind} as step {p.start} draws it ({_lam_label(p.mix, m.lam[:num])})',
+                 mixed))
   return rows
+
+
+def _lam_label(mix, lam) -> str:
+  lam = np.asarray(lam)
+  if mix.kind == 'none':
+    return 'no mixing'
+  if np.all(lam == lam[0]):
+    return f'λ = {lam[0]:.2f}: each image {lam[0]:.0%}, its partner {1 - lam[0]:.0%}'
+  return 'λ per image: ' + ' '.join(f'{v:.2f}' for v in lam)
 
 
 def save_grid(rows: list[tuple[str, np.ndarray]], out: str) -> None:
@@ -78,16 +81,12 @@ def save_grid(rows: list[tuple[str, np.ndarray]], out: str) -> None:
 
 def main(argv) -> None:
   del argv
-  config = _CONFIG.value
-  try:
-    config_lib.validate(config, registries.default())
-  except config_lib.ConfigError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
-  save_grid(preview_rows(config, _N.value), _OUT.value)
+  from refine_jax import prepare
+  spec = prepare.spec_of(_CONFIG.value, devices=False)
+  plan, train, _ = prepare.plan_and_splits(spec, check=False)
+  save_grid(preview_rows(plan, train, _N.value), _OUT.value)
   print(_OUT.value)
 
 
 if __name__ == '__main__':
-  from refine_jax import cli
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -32,26 +32,34 @@ import statistics
 import sys
 from typing import Optional, Sequence
 
+from refine_jax import cli
+from refine_jax import fields
 from refine_jax import metrics as metrics_lib
 from refine_jax import paper as paper_lib
+from refine_jax import workdir as workdir_lib
+from refine_jax.errors import BadInput
 
 PHASES = ('augmented', 'refine')
-# config.json fields that do not change what is trained: they may differ inside a group of seeds.
-IGNORED_FIELDS = frozenset({'seed', 'data_dir', 'download', 'allow_config_change', 'log_every_steps',
-                            'keep_checkpoints', 'checkpoint_every_epochs', 'checkpoint_every_steps',
-                            'forked_from',  # a fork's parent and step: how it was computed, not what
-                            'fork_points_epochs', 'fork_points_steps',  # extra evals + kept checkpoints only
-                            'prefetch_to_device'})  # the same batches either way
 FIG_SIZE_IN = (8.0, 5.0)
 FIG_DPI = 100
 FIG_PIXELS = (int(FIG_SIZE_IN[0] * FIG_DPI), int(FIG_SIZE_IN[1] * FIG_DPI))  # (width, height)
 FIG1_SIZE_IN = (12.0, 4.5)  # figure1.png: two panels
 FIG1_PIXELS = (int(FIG1_SIZE_IN[0] * FIG_DPI), int(FIG1_SIZE_IN[1] * FIG_DPI))
-ACC_STATS = (('best_top1', 'best'), ('last_top1', 'last'), ('median_last10_top1', 'median of last 10'))
-# Table 2's columns per phase, in the paper's order (R̂aug, then R̂): (whole-split key in summary.json's
-# phases[phase], eval-subset key of metrics.phase_summary, label).
-LOSS_STATS = (('phase_end_train_aug_loss', 'last_train_aug_loss', 'R̂aug'),
-              ('phase_end_train_clean_loss', 'last_train_clean_loss', 'R̂'))
+ACC_STATS = metrics_lib.summary_stats('test_top1')  # (summary key, label): best, last, median of last 10
+
+
+def _loss_stats() -> tuple[tuple[str, str, str], ...]:
+  """Table 2's columns per phase, in the paper's order (R̂aug, then R̂): (whole-split key in summary.json's
+  phases[phase], eval-subset key of metrics.phase_summary, label), from the metrics' declarations."""
+  out = []
+  for sums in ('aug', 'clean'):
+    m = next(m for m in metrics_lib.EVAL_METRICS if m.sums == sums and m.sum == 'loss')
+    whole = next(e for e in metrics_lib.PHASE_END_METRICS if e.sums == sums)
+    out.append((whole.name, next(k for k, agg in m.summary if agg == 'last'), m.label))
+  return tuple(out)
+
+
+LOSS_STATS = _loss_stats()
 TABLE2_SCALE = 1e3  # the paper prints Table 2 in units of 10⁻³
 NO_PAPER = '—'  # the paper column of an extension (no paper_row) or of a value the paper does not give
 
@@ -61,15 +69,13 @@ NO_PAPER = '—'  # the paper column of an extension (no paper_row) or of a valu
 
 def workdir_key(workdir: str) -> str:
   """How a report names a workdir: its absolute path (a remote one as given)."""
-  return os.path.abspath(workdir) if metrics_lib.is_local(workdir) else workdir
+  return workdir_lib.key(workdir)
 
 
 def load_run(workdir: str) -> dict:
   """config.json + metrics.jsonl (+ summary.json if present) of one workdir."""
-  config = metrics_lib.read_json(os.path.join(workdir, metrics_lib.CONFIG)) or {}
-  rows = metrics_lib.read_jsonl(os.path.join(workdir, metrics_lib.METRICS))
-  return {'workdir': workdir_key(workdir), 'config': config, 'rows': rows,
-          'summary': metrics_lib.load_summary(workdir)}
+  return {'workdir': workdir_key(workdir), 'config': workdir_lib.read_config(workdir) or {},
+          'rows': workdir_lib.read_rows(workdir), 'summary': workdir_lib.read_summary(workdir)}
 
 
 def phase_rows(rows: Sequence[dict], phase: str) -> list[dict]:
@@ -77,18 +83,16 @@ def phase_rows(rows: Sequence[dict], phase: str) -> list[dict]:
 
 
 def experiment_fields(config: dict) -> dict:
-  """The flattened config.json ('a.b' keys) without the seed and the workdir-specific fields."""
-  return {k: v for k, v in _flatten(config).items() if k.split('.')[0] not in IGNORED_FIELDS}
+  """The flattened config.json ('a.b' keys), completed with the declared defaults, without the fields whose role
+  lets runs of one experiment differ (the seed, bookkeeping)."""
+  flat = fields.flatten(fields.complete(config))
+  return {k: v for k, v in flat.items() if fields.role(k) not in fields.SAME_EXPERIMENT_MAY_DIFFER}
 
 
 def same_experiment(a: dict, b: dict) -> bool:
-  """Whether two config.json describe the same experiment up to the seed.
-
-  Only fields present in both are compared: a field added to the code base between two runs (absent from the
-  older config.json) does not split them.
-  """
-  fa, fb = experiment_fields(a), experiment_fields(b)
-  return all(fa[k] == fb[k] for k in fa.keys() & fb.keys())
+  """Whether two config.json describe the same experiment up to the seed and bookkeeping (`fields` roles); a
+  field one of them lacks (added to the code base between two runs) counts at its declared default."""
+  return not fields.differences(a, b, fields.SAME_EXPERIMENT_MAY_DIFFER)
 
 
 def group_runs(runs: Sequence[dict]) -> list[list[dict]]:
@@ -120,21 +124,11 @@ def fmt(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
   return f'{m:.{digits}f}' if s is None else f'{m:.{digits}f} ± {s:.{digits}f}'
 
 
-def _flatten(d: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def group_descriptions(groups: Sequence[list[dict]]) -> list[str]:
   """A short label per group: dataset/model/mixing, plus the config fields that differ between groups."""
   flat = [experiment_fields(g[0]['config']) for g in groups]
   shared = set.intersection(*(set(f) for f in flat)) if flat else set()
-  varying = sorted(k for k in shared if any(f[k] != flat[0][k] for f in flat))
+  varying = sorted(k for k in shared if any(fields.plain(f[k]) != fields.plain(flat[0][k]) for f in flat))
   out = []
   for f in flat:
     base = [str(f.get('dataset', '?')), str(f.get('model', '?'))]
@@ -313,14 +307,14 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
   figure1 = [workdir_key(w) for w in figure1]
   stray = [w for w in figure1 if w not in {workdir_key(x) for x in workdirs}]
   if stray or len(figure1) == 1:
-    raise ValueError('--figure1: give two or more of the report\'s workdirs' +
+    raise BadInput('--figure1: give two or more of the report\'s workdirs' +
                      (f'; not among them: {", ".join(stray)}' if stray else ''))
   os.makedirs(out_dir, exist_ok=True)
   runs = [load_run(w) for w in workdirs]
   empty = [r['workdir'] for r in runs if not r['rows']]
   runs = [r for r in runs if r['rows']]
   if not runs:
-    raise ValueError('no workdir has evaluations in metrics.jsonl: ' + ', '.join(empty))
+    raise BadInput('no workdir has evaluations in metrics.jsonl: ' + ', '.join(empty))
   groups = group_runs(runs)
   desc = group_descriptions(groups)
   stats = [[{p: metrics_lib.phase_summary(phase_rows(r['rows'], p)) for p in PHASES} for r in g] for g in groups]
@@ -357,7 +351,7 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
 
   L = ['# Refined data augmentation: report', '']
   L.append('Runs are grouped by config.json without `seed` and workdir-specific fields '
-           f'({", ".join(sorted(IGNORED_FIELDS - {"seed"}))}). Cells are mean ± sample std (ddof=1) over the '
+           f'({", ".join(fields.names_with(fields.SAME_EXPERIMENT_MAY_DIFFER - {fields.Role.SEED}))}). Cells are mean ± sample std (ddof=1) over the '
            'group\'s seeds; a single run shows its value. n = number of runs (seeds).')
   L.append('')
   L.append('## Groups')
@@ -440,6 +434,11 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The command: its exit code (`cli.guarded`: bad input 2, a stop by SIGTERM 3)."""
+  return cli.guarded(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: Sequence[str]) -> int:
   ap = argparse.ArgumentParser(prog='python -m refine_jax.report', allow_abbrev=False,
                                description=__doc__.split('\n')[0])
   ap.add_argument('workdirs', nargs='+', help='run workdirs (config.json, metrics.jsonl)')
@@ -450,18 +449,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from etils import epath
   missing = [w for w in a.workdirs if not epath.Path(w).is_dir()]
   if missing:
-    print(f'error: not a directory: {", ".join(missing)}', file=sys.stderr)
-    return 2
-  if a.out is None and not metrics_lib.is_local(a.workdirs[0]):
-    print(f'error: --out: the first workdir {a.workdirs[0]} is remote; pass a local --out directory for the '
-          'report and plots', file=sys.stderr)
-    return 2
-  try:
-    path = build_report(a.workdirs, a.out or a.workdirs[0], a.figure1)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(path)
+    raise BadInput(f'not a directory: {", ".join(missing)}')
+  if a.out is None and not workdir_lib.is_local(a.workdirs[0]):
+    raise BadInput(f'--out: the first workdir {a.workdirs[0]} is remote; pass a local --out directory for the '
+                   'report and plots')
+  print(build_report(a.workdirs, a.out or a.workdirs[0], a.figure1))
   return 0
 
 

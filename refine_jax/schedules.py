@@ -11,7 +11,11 @@ from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
+from refine_jax import fields
+
 Schedule = Callable[[jnp.ndarray], jnp.ndarray]
+# A phase's own schedules ('continue' reuses the previous phase's), as the config declares them.
+LR_KINDS = tuple(k for k in fields.LR_SCHEDULES if k != 'continue')
 
 
 def phase_lr(start: int, num_steps: int, kind: str, base: float, *, factor: float = 0.1, warmup: int = 0,
@@ -21,6 +25,9 @@ def phase_lr(start: int, num_steps: int, kind: str, base: float, *, factor: floa
   kind: 'constant'; 'multistep' (× `factor` at each boundary, counted in steps from the phase's start);
   'cosine' (from `base` to 0 over the phase after the warmup). A linear warmup over `warmup` steps scales all.
   """
+  if kind not in LR_KINDS:
+    raise ValueError(f'unknown learning-rate schedule {kind!r}; allowed: {", ".join(LR_KINDS)}')
+
   def lr(step):
     t = jnp.asarray(step, jnp.float32) - start
     if kind == 'constant':
@@ -28,7 +35,7 @@ def phase_lr(start: int, num_steps: int, kind: str, base: float, *, factor: floa
     elif kind == 'multistep':
       n = sum((t >= b).astype(jnp.float32) for b in boundaries) if boundaries else jnp.zeros_like(t)
       v = base * jnp.power(jnp.float32(factor), n)
-    else:  # cosine over the phase after warmup
+    else:  # 'cosine' over the phase after warmup
       span = max(num_steps - warmup, 1)
       frac = jnp.clip((t - warmup) / span, 0.0, 1.0)
       v = base * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))

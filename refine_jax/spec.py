@@ -49,6 +49,13 @@ class Duration:
 
 
 @dataclasses.dataclass(frozen=True)
+class SyntheticSpec:
+  num_classes: int
+  train_examples: int
+  eval_examples: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DataSpec:
   dataset: str
   data_dir: Optional[str]
@@ -57,6 +64,14 @@ class DataSpec:
   eval_split: str
   image_size: Optional[int]
   skip_corrupt: bool
+  synthetic: SyntheticSpec
+  seed: int  # synthetic data is made from it
+
+  def split(self, train: bool) -> str:
+    return self.train_split if train else self.eval_split
+
+  def split_field(self, train: bool) -> str:
+    return 'train_split' if train else 'eval_split'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +183,12 @@ def _phase(name: str, p) -> PhaseSpec:
 def from_dict(d: dict) -> Spec:
   """The Spec of a config dict (a config.json, completed with the declared defaults); not validated."""
   c = fields.complete(d)
+  syn = c['synthetic']
   data = DataSpec(dataset=c['dataset'], data_dir=c['data_dir'], download=bool(c['download']),
                   train_split=c['train_split'], eval_split=c['eval_split'], image_size=c['image_size'],
-                  skip_corrupt=bool(c['image_folder_skip_corrupt']))
+                  skip_corrupt=bool(c['image_folder_skip_corrupt']), seed=int(c['seed']),
+                  synthetic=SyntheticSpec(int(syn['num_classes']), int(syn['train_examples']),
+                                          int(syn['eval_examples'])))
   model = ModelSpec(name=c['model'], kwargs=tuple(sorted(dict(c['model_kwargs'] or {}).items())), dtype=c['dtype'])
   o = c['optimizer']
   optimizer = OptimizerSpec(momentum=float(o['momentum']), nesterov=bool(o['nesterov']),

@@ -10,7 +10,6 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 from flax import struct
 from jax.sharding import Mesh
@@ -19,6 +18,7 @@ from refine_jax import models
 from refine_jax import schedules
 from refine_jax.augment import mixing
 from refine_jax.plan import Plan
+from refine_jax.spec import ModelSpec, OptimizerSpec
 
 # fold_in data of the R̂aug diagnostic's key (2**31 - 1, the largest int32 step): no run reaches it, so the
 # diagnostic's mixing never reuses a training step's key `fold_in(seed, step)`.
@@ -49,33 +49,36 @@ class Env:
   prob_fn: schedules.Schedule
 
 
-def make_mesh(mesh_model: int = 1) -> Mesh:
-  """A (data, model) mesh over all devices: `mesh_model` devices on the model axis, the rest on data."""
-  n, model = jax.device_count(), int(mesh_model)
-  auto = jax.sharding.AxisType.Auto
-  return jax.make_mesh((n // model, model), ('data', 'model'), axis_types=(auto, auto), devices=jax.devices())
+def make_mesh() -> Mesh:
+  """A one-axis mesh over all devices, `data`: the batch is split over it, the state replicated."""
+  return jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices())
 
 
-def make_optimizer(config: ml_collections.ConfigDict, lr_fn: schedules.Schedule) -> optax.GradientTransformation:
+def make_optimizer(o: OptimizerSpec, lr_fn: schedules.Schedule) -> optax.GradientTransformation:
   """SGD + momentum with L2 weight decay added to the gradient (PyTorch's `weight_decay`, as the paper)."""
-  o = config.optimizer
   parts = []
-  if config.max_grad_norm:
-    parts.append(optax.clip_by_global_norm(config.max_grad_norm))
+  if o.max_grad_norm:
+    parts.append(optax.clip_by_global_norm(o.max_grad_norm))
   parts += [optax.add_decayed_weights(o.weight_decay),
             optax.sgd(lr_fn, momentum=o.momentum or None, nesterov=o.nesterov)]
   return optax.chain(*parts)
 
 
-def make_env(config: ml_collections.ConfigDict, plan: Plan, mesh: Mesh, *, num_classes: int, mean: tuple,
-             std: tuple) -> Env:
-  """The one way to build an Env: the model, optimizer and schedules of `config` / `plan` (training and the
+def make_model(m: ModelSpec, num_classes: int):
+  """The Flax module of `m` (its compute dtype; parameters stay float32)."""
+  dtype = jnp.bfloat16 if m.dtype == 'bfloat16' else jnp.float32
+  return models.get_model(m.name, num_classes, dtype=dtype, **dict(m.kwargs))
+
+
+def make_env(plan: Plan, mesh: Mesh, *, num_classes: int, mean: tuple, std: tuple) -> Env:
+  """The one way to build an Env: the model, optimizer and schedules of the plan's spec (training and the
   benchmarks alike)."""
-  dtype = jnp.bfloat16 if config.dtype == 'bfloat16' else jnp.float32
-  model = models.get_model(config.model, num_classes, dtype=dtype, **dict(config.model_kwargs))
-  return Env(model=model, tx=make_optimizer(config, plan.lr), mesh=mesh, num_classes=num_classes,
-             mean=tuple(mean), std=tuple(std), dtype=dtype, smoothing=float(config.label_smoothing),
-             seed=int(config.seed), gamma_fn=plan.mix_gamma, prob_fn=plan.mix_prob)
+  spec = plan.spec
+  model = make_model(spec.model, num_classes)
+  return Env(model=model, tx=make_optimizer(spec.optimizer, plan.lr), mesh=mesh, num_classes=num_classes,
+             mean=tuple(mean), std=tuple(std), dtype=model.dtype, smoothing=spec.optimizer.label_smoothing,
+             seed=spec.seed, gamma_fn=plan.mix_gamma, prob_fn=plan.mix_prob)
 
 
 def soft_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -110,10 +113,15 @@ def _mixed_batch(env: Env, spec: mixing.MixSpec, key, step, batch):
   return m.inputs(x), m.targets(y), m.hook()
 
 
+def step_keys(seed: int, step) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The keys of training step `step`: (mixing, dropout, shake), split from fold_in(seed, step)."""
+  k_mix, k_drop, k_shake = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), step), 3)
+  return k_mix, k_drop, k_shake
+
+
 def train_step(env: Env, spec: mixing.MixSpec, state: TrainState, batch: dict):
-  """One SGD step on a global batch; mixing keyed by fold_in(seed, step)."""
-  key = jax.random.fold_in(jax.random.PRNGKey(env.seed), state.step)
-  k_mix, k_drop, k_shake = jax.random.split(key, 3)
+  """One SGD step on a global batch; its keys from (seed, step) (`step_keys`)."""
+  k_mix, k_drop, k_shake = step_keys(env.seed, state.step)
   x, y, hook = _mixed_batch(env, spec, k_mix, state.step, batch)
 
   def loss_fn(params):

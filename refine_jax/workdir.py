@@ -3,6 +3,7 @@
     WORKDIR/config.json      the run's completed config (+ forked_from for a fork)
     WORKDIR/metrics.jsonl    one strict-JSON object per eval
     WORKDIR/summary.json     per phase best / last / median, the final top-1
+    WORKDIR/timing.json      the clock of the last invocation that trained (benchmarks read it)
     WORKDIR/tensorboard/     TensorBoard event files (clu)
     WORKDIR/checkpoints/     Orbax checkpoints; damaged ones are moved to checkpoints_unreadable/
 
@@ -22,6 +23,9 @@ from etils import epath
 CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
 SUMMARY = 'summary.json'
+# The loop's clock of the last invocation that trained (seconds in the phase loops, evals and blocking saves, and
+# the peak device memory): kept apart from summary.json, which a resumed run reproduces exactly.
+TIMING = 'timing.json'
 TENSORBOARD = 'tensorboard'
 CHECKPOINTS = 'checkpoints'
 
@@ -37,7 +41,7 @@ def is_local(path: str) -> bool:
 
 
 def path(workdir: str, name: str) -> str:
-  """`workdir/name` (name: CONFIG, METRICS, SUMMARY, TENSORBOARD, CHECKPOINTS)."""
+  """`workdir/name` (name: CONFIG, METRICS, SUMMARY, TIMING, TENSORBOARD, CHECKPOINTS)."""
   return os.path.join(workdir, name)
 
 
@@ -64,8 +68,19 @@ def _write_atomic(p: str, text: str) -> None:
   tmp.replace(target)
 
 
-def write_json(p: str, obj: Any) -> None:
-  _write_atomic(p, dumps(obj, indent=2) + '\n')
+def make(workdir: str) -> None:
+  """Creates the workdir (and its parents) if it does not exist."""
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+
+
+def write_json(p: str, obj: Any, *, if_changed: bool = False) -> None:
+  """Writes `obj` atomically; with `if_changed`, leaves a file that already holds exactly this text untouched (a
+  finished run re-run writes nothing)."""
+  text = dumps(obj, indent=2) + '\n'
+  target = epath.Path(p)
+  if if_changed and target.exists() and target.read_text() == text:
+    return
+  _write_atomic(p, text)
 
 
 def write_jsonl(p: str, rows: list[dict]) -> None:
@@ -147,7 +162,7 @@ def checkpoint_dir(root: str) -> str:
   """A workdir's checkpoints directory; `root` itself when it is one already (init_from and export take
   either)."""
   d = path(root, CHECKPOINTS)
-  return d if epath.Path(d).is_dir() or not epath.Path(root).is_dir() else root
+  return d if epath.Path(d).is_dir() else root
 
 
 def open_checkpoints(root: str):
@@ -158,19 +173,19 @@ def open_checkpoints(root: str):
 
 def pick_step(ckpts, *, step: Optional[int] = None, phase: Optional[str] = None) -> int:
   """The checkpoint step to read: `step` if given (it must exist), else the newest of `phase` (its end, where a
-  run keeps one), else the newest. Raises LookupError naming the steps there are."""
+  run keeps one), else the newest. Raises LookupError saying what there is."""
   steps = ckpts.steps()
   if not steps:
-    raise LookupError(f'{ckpts.directory} holds no checkpoint')
+    raise LookupError('holds no checkpoint')
   if step is not None:
     if step not in steps:
-      raise LookupError(f'no checkpoint at step {step}; the checkpoints are: {", ".join(map(str, steps))}')
+      raise LookupError(f'no such checkpoint; allowed: {", ".join(map(str, steps))}')
     return step
   if phase is None:
     return steps[-1]
   metas = {s: ckpts.restore_meta(s) for s in steps}
   of_phase = [s for s in steps if metas[s].get('phase') == phase]
   if not of_phase:
-    raise LookupError(f'no checkpoint of phase {phase!r}; the checkpoints are: '
+    raise LookupError('no checkpoint of that phase; the checkpoints are: '
                       + ', '.join(f'{s} ({metas[s].get("phase")})' for s in steps))
   return of_phase[-1]

@@ -72,6 +72,27 @@ def strict_json(text: str):
   return json.loads(text, parse_constant=_no_constant)
 
 
+def spec_of(config):
+  """The run spec of a ConfigDict, unvalidated (as the plan-level tests built plans before the spec existed)."""
+  from refine_jax import spec as spec_lib
+  return spec_lib.from_dict(spec_lib.as_dict(config))
+
+
+def plan_of(config, steps_per_epoch: int, build_ops=None):
+  """The plan of `config` for a training split of `steps_per_epoch` whole batches."""
+  from refine_jax import plan as plan_lib
+  return plan_lib.resolve(spec_of(config), steps_per_epoch * config.batch_size, build_ops)
+
+
+def load_split(config, split: str, *, train: bool, **kw):
+  """`split` of the config's dataset, as `sources.load` reads a run's training (`train`) or eval split."""
+  import dataclasses
+  from refine_jax.data import sources
+  data = spec_of(config).data
+  data = dataclasses.replace(data, **{data.split_field(train): split})
+  return sources.load(data, train=train, **kw)
+
+
 RUN_JSON_FILES = ('metrics.jsonl', 'summary.json', 'config.json')
 
 

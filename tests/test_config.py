@@ -1,5 +1,4 @@
 """Step conversion and config diffs, against hand-computed values (the phase table: test_plan.py)."""
-import ml_collections
 import pytest
 
 from configs import digits_demo
@@ -8,16 +7,19 @@ from refine_jax.config import ConfigError
 
 
 def test_steps_of_epochs_and_steps():
-  n = ml_collections.ConfigDict({'epochs': 2.5, 'steps': None, 'warmup_epochs': None, 'warmup_steps': 7})
-  assert config_lib.steps_of(n, '', 100, path='p') == 250
-  assert config_lib.steps_of(n, 'warmup', 100, path='p') == 7
-  n.steps = 3  # steps win over epochs, so a CLI override in steps needs no epochs=None
-  assert config_lib.steps_of(n, '', 100, path='p') == 3
-  n.epochs, n.steps = None, None
+  """The one conversion of durations (`spec.Duration.to_steps`): epochs × steps per epoch, a set `steps` wins, a
+  tuple converts elementwise; a phase without either is refused by validation."""
+  from refine_jax import registries
+  from refine_jax.spec import Duration
+  assert Duration(epochs=2.5).to_steps(100) == 250
+  assert Duration(steps=7).to_steps(100) == 7
+  assert Duration(epochs=2.5, steps=3).to_steps(100) == 3  # steps win over epochs, so a CLI override in steps needs no epochs=None
+  assert Duration().to_steps(100) is None and not Duration().is_set
+  c = digits_demo.get_config()
+  c.phases.augmented.epochs, c.phases.augmented.steps = None, None
   with pytest.raises(ConfigError, match='one of epochs / steps'):
-    config_lib.steps_of(n, '', 100, path='p', required=True)
-  b = ml_collections.ConfigDict({'boundaries_epochs': (150, 275), 'boundaries_steps': ()})
-  assert config_lib.list_steps_of(b, 'boundaries', 391, path='p') == (150 * 391, 275 * 391)
+    config_lib.validate(c, registries.default())
+  assert Duration(epochs=(150, 275), steps=()).to_steps(391) == (150 * 391, 275 * 391)
 
 
 def test_config_diff_names_fields():

@@ -205,13 +205,14 @@ def test_full_loop_cases_are_valid_configs_on_the_command_line():
   from ml_collections import config_flags
   from bench import device_check
   from refine_jax import config as config_lib
-  from refine_jax import registries, train
+  from refine_jax import registries
+  from refine_jax import spec as spec_lib
   for case in device_check.loop_plan(False):
     argv, fv = ['main'] + device_check.loop_args(case), flags.FlagValues()
     config_flags.DEFINE_config_file('config', None, 'the config file', flag_values=fv, sys_argv=argv)
     fv(argv)
     want = device_check.loop_config(case)
-    assert train.config_to_dict(fv.config) == train.config_to_dict(want), case['name']
+    assert spec_lib.as_dict(fv.config) == spec_lib.as_dict(want), case['name']
     config_lib.validate(fv.config, registries.default())
     assert want.dataset == 'synthetic' and want.dtype == 'bfloat16' and 'loop' in case['name']
   sizes = {c['name']: (device_check.loop_config(c).model, device_check.loop_config(c).batch_size,

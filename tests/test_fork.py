@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.conftest import plan_of  # noqa: E402
 from tests.conftest import ROOT, env_for, read_rows, run_main
 
 COMMON = ['--config.eval_every_epochs=1', '--config.log_every_steps=10',
@@ -188,7 +189,7 @@ def test_continue_plan_follows_the_whole_runs_boundaries():
   unswitched.phase_order = ('augmented',)
   switched = _digits(augmented__epochs=3.0, refine__epochs=5.0, refine__lr__schedule='continue')
   old_rule = _digits(augmented__epochs=3.0, refine__epochs=5.0)  # lr.base unset: the rate reached at the switch
-  a, b, c = (plan_lib.resolve(x, spe) for x in (unswitched, switched, old_rule))
+  a, b, c = (plan_of(x, spe) for x in (unswitched, switched, old_rule))
   t = np.arange(80)
   assert b.total_steps == a.total_steps == 80 and b.phases[1].start == 30
   np.testing.assert_array_equal(np.asarray(b.lr(t)), np.asarray(a.lr(t)))

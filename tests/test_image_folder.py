@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import load_split  # noqa: E402
 from tests.conftest import TFDS_DIR, read_rows, read_summary, run_main
 
 
@@ -75,7 +76,7 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
   op = ops.build('', 1.0)
   counts, seen = set(), collections.Counter()
   for p in range(process_count):
-    split = sources.load(cfg, 'val', train=False, process_index=p, process_count=process_count)
+    split = load_split(cfg, 'val', train=False, process_index=p, process_count=process_count)
     assert split.images is None and split.num_examples_global == 21
     got = list(pipeline.eval_batches(split, op, batch=batch, rows=np.arange(batch // process_count)))
     counts.add(len(got))
@@ -83,7 +84,7 @@ def test_streamed_eval_scores_every_file_once_across_processes(tmp_path, process
       for img, label, m in zip(b['image'], b['label'], b['mask']):
         if m:
           seen[(int(label), img.tobytes())] += 1
-  full = sources.load(cfg, 'val', train=False)
+  full = load_split(cfg, 'val', train=False)
   want = collections.Counter((int(b['label']), op(b['image'], None).numpy().tobytes()) for b in
                              tf_pipeline._stream_examples(full, 0, 21, shuffle=False))
   assert len(counts) == 1 and seen == want and sum(seen.values()) == 21

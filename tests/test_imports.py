@@ -123,13 +123,13 @@ _NO_TF = textwrap.dedent('''
       raise SystemExit('the blocker let tensorflow in')
 
     import jax, jax.numpy as jnp, numpy as np
-    from refine_jax import flops, models, plan, schedules, steps
+    from refine_jax import flops, models, plan, schedules, spec, steps
     from refine_jax.augment import mixing
     from configs import digits_demo
 
     c = digits_demo.get_config()
-    p = plan.resolve(c, 22)
-    env = steps.make_env(c, p, steps.make_mesh(), num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3)
+    p = plan.resolve(spec.from_dict(spec.as_dict(c)), 22 * c.batch_size)
+    env = steps.make_env(p, steps.make_mesh(), num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3)
     state = steps.init_state(env, (16, 16, 3), 0)
     rng = np.random.default_rng(0)
     batch = {'image': rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
@@ -167,14 +167,14 @@ _SYNTHETIC_NO_TF = textwrap.dedent('''
 
     import numpy as np
     from configs import digits_demo
-    from refine_jax import config as config_lib, plan as plan_lib, registries
+    from refine_jax import plan as plan_lib, registries, spec as spec_lib
     from refine_jax.data import ops, pipeline, sources
     c = digits_demo.get_config()
     c.dataset, c.phases.augmented.pp, c.phases.refine.pp = 'synthetic', '', ''
-    config_lib.validate(c, registries.default())
-    train = sources.load(c, c.train_split, train=True)
-    test = sources.load(c, c.eval_split, train=False)
-    p = plan_lib.resolve(c, pipeline.steps_per_epoch(train, c.batch_size), ops.build)
+    spec = spec_lib.from_config(c, registries.default())
+    train = sources.load(spec.data, train=True)
+    test = sources.load(spec.data, train=False)
+    p = plan_lib.resolve(spec, train.num_examples_global, ops.build)
     op = p.phases[0].host_ops(1.0)
     pipeline.check_sizes(train, op, '', 'phases.augmented.pp', 'train')
     pipeline.check_image_size(test, p.eval_ops(), '', 'pp_eval', 'test', c.image_size)

@@ -35,6 +35,7 @@ from refine_jax.augment import mixing
 from refine_jax.augment.mixing import MixSpec
 
 from .conftest import ROOT, env_for
+from tests.conftest import plan_of  # noqa: E402
 
 B, HW, C = 8, (32, 32), 10
 LAYERS = (0, 1, 2, 3)
@@ -518,8 +519,8 @@ def test_compiled_steps_have_no_loop_of_unknown_trip_count(kind):
   compiles them: every `while` carries a known trip count."""
   c = digits_demo.get_config()
   c.phases.augmented.mix = common.mix(kind, 1.0)
-  plan = plan_lib.resolve(c, 22)
-  env = steps.make_env(c, plan, steps.make_mesh(), num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3)
+  plan = plan_of(c, 22)
+  env = steps.make_env(plan, steps.make_mesh(), num_classes=10, mean=(0.5,) * 3, std=(0.5,) * 3)
   spec = plan.phases[0].mix
   assert spec.kind == kind
   state = jax.eval_shape(functools.partial(steps.init_state, env, (16, 16, 3), 0))

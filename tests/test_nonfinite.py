@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from refine_jax import plan as plan_lib
+from tests.conftest import plan_of  # noqa: E402
 from tests.conftest import ROOT, env_for, read_rows, run_main
 
 # The real entry point, with one evaluation method made to return NaN for `key` from step `at` on.
@@ -62,7 +63,7 @@ def test_the_loss_is_checked_every_interval_and_at_every_sync_point():
   from configs import digits_demo
   c = digits_demo.get_config()
   c.log_every_steps = 1000
-  plan = plan_lib.resolve(c, 22)
+  plan = plan_of(c, 22)
   checked = [s for s in range(1, plan.total_steps + 1) if plan.events(s).check_loss]
   want = set(range(100, plan.total_steps + 1, 100)) | plan.eval_steps | plan.save_steps
   assert checked == sorted(want)

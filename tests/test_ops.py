@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from refine_jax.data import ops
+from tests.conftest import load_split  # noqa: E402
 
 
 def _photo(h=180, w=240, seed=0) -> np.ndarray:
@@ -87,7 +88,7 @@ def test_train_batches_apply_the_spec_to_each_example():
   be the spec applied to that example alone, with the seed [epoch seed, global position]."""
   from configs import digits_demo
   from refine_jax.data import pipeline, sources
-  split = sources.load(digits_demo.get_config(), 'train[:200]', train=True)
+  split = load_split(digits_demo.get_config(), 'train[:200]', train=True)
   spec = 'pad_crop(16,2)|flip_lr|autoaugment("cifar10")|cutout(4)'
   op, batch, seed = ops.build(spec, 0.7), 32, 3
   spe = pipeline.steps_per_epoch(split, batch)

@@ -20,6 +20,7 @@ from refine_jax import config as config_lib
 from refine_jax import paper as paper_lib
 from refine_jax import plan as plan_lib
 from refine_jax import registries
+from tests.conftest import plan_of  # noqa: E402
 from tests.conftest import ROOT
 
 
@@ -178,7 +179,7 @@ def test_every_config_file_has_a_row_and_every_row_a_file():
 
 
 def _lr_at(c, epoch_float, spe=10):
-  return float(plan_lib.resolve(c, spe).lr(int(round(epoch_float * spe))))
+  return float(plan_of(c, spe).lr(int(round(epoch_float * spe))))
 
 
 @pytest.mark.parametrize('name', sorted(ROWS))
@@ -335,7 +336,7 @@ def test_paper_module_holds_the_tables():
 def test_gradual_variant_fades_what_the_paper_says(name, fades, kept):
   c, _ = _load(name)
   spe = 10
-  plan = plan_lib.resolve(c, spe)
+  plan = plan_of(c, spe)
   fns = {'gamma': plan.mix_gamma, 'prob': plan.mix_prob, 'aug_prob': plan.aug_prob}
   start = {'gamma': c.phases.augmented.mix.gamma if c.phases.augmented.mix.kind != 'none' else 0.0,
            'prob': c.phases.augmented.mix.prob if c.phases.augmented.mix.kind != 'none' else 0.0,

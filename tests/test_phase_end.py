@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.conftest import load_split, plan_of  # noqa: E402
 from tests.conftest import ROOT, TINY_DIGITS, env_for, read_rows, read_summary
 
 KEYS = ('phase_end_train_clean_loss', 'phase_end_train_aug_loss', 'phase_end_examples')
@@ -75,7 +76,7 @@ def test_clean_loss_equals_numpy_over_the_whole_split(ref):
   from refine_jax import models
   from refine_jax.data import sources
   c = _config()
-  train = sources.load(c, c.train_split, train=True)
+  train = load_split(c, c.train_split, train=True)
   assert train.num_examples_global == N_TRAIN
   x = (train.images.astype(np.float64) / 255.0 - np.asarray(train.mean)) / np.asarray(train.std)
   model = models.get_model(c.model, train.num_classes, dtype=np.float32)
@@ -97,14 +98,14 @@ def test_aug_loss_without_augmentation_is_the_clean_loss(ref):
   from refine_jax.data import ops, pipeline, sources
   c = _config()
   c.phases.refine.pp = ''
-  train, test = sources.load(c, c.train_split, train=True), sources.load(c, c.eval_split, train=False)
-  plan = plan_lib.resolve(c, pipeline.steps_per_epoch(train, c.batch_size), ops.build)
-  env = steps.make_env(c, plan, steps.make_mesh(), num_classes=train.num_classes, mean=train.mean, std=train.std)
+  c.phase_end_diag_examples = None  # the whole training split
+  train, test = load_split(c, c.train_split, train=True), load_split(c, c.eval_split, train=False)
+  plan = plan_of(c, train.num_examples_global // c.batch_size, ops.build)
+  env = steps.make_env(plan, steps.make_mesh(), num_classes=train.num_classes, mean=train.mean, std=train.std)
   blank = steps.init_state(env, (16, 16, 3), 0)
   with checkpoint.Checkpoints(os.path.join(ref['workdir'], 'checkpoints'), read_only=True) as ck:
     state, _ = ck.restore(66, checkpoint.abstract(blank))
-  ev = evaluate.Evaluator(env, plan, train, test, batch=c.eval_batch_size, diag_examples=c.diag_examples,
-                          image_shape=(16, 16, 3), phase_end_examples=None)
+  ev = evaluate.Evaluator(env, plan, train, test, image_shape=(16, 16, 3))
   got = ev.phase_end(state, plan.phases[1], 66)
   assert got['phase_end_examples'] == N_TRAIN
   assert got['phase_end_train_clean_loss'] == ref['rows'][-1]['phase_end_train_clean_loss']
@@ -114,7 +115,7 @@ def test_aug_loss_without_augmentation_is_the_clean_loss(ref):
 def test_full_last_batch_holds_real_examples_counted_once():
   from refine_jax.data import ops, pipeline, sources
   c = _config()
-  train = sources.load(c, c.train_split, train=True)
+  train = load_split(c, c.train_split, train=True)
   op = ops.build('', 1.0, 'pp')
   plain = list(pipeline.eval_batches(train, op, batch=120))
   full = list(pipeline.eval_batches(train, op, batch=120, full_last=True))

@@ -7,9 +7,15 @@ from configs import digits_demo
 from refine_jax import preview
 
 
+def _rows(c, num):
+  from refine_jax import prepare
+  plan, train, _ = prepare.plan_and_splits(prepare.spec_of(c, devices=False), check=False)
+  return preview.preview_rows(plan, train, num)
+
+
 def test_preview_rows_and_png(tmp_path):
   c = digits_demo.get_config()
-  rows = preview.preview_rows(c, 6)
+  rows = _rows(c, 6)
   assert [label.split(':')[0] for label, _ in rows] == ['augmented', 'augmented', 'refine', 'refine']
   for _, imgs in rows:
     assert imgs.shape == (6, 16, 16, 3) and imgs.dtype == np.uint8

@@ -4,12 +4,11 @@ with etils' own epath mock (no network); Orbax's gs:// support is Orbax's and is
 import json
 import os
 
-import ml_collections
 import pytest
 from etils import epath
 from etils.epath import testing as epath_testing
 
-from refine_jax import metrics, train
+from refine_jax import train, workdir
 from refine_jax.config import ConfigError
 
 
@@ -51,18 +50,18 @@ def test_metrics_files_on_a_remote_workdir(bucket):
   root, seen = bucket
   w = 'gs://bucket/runs/a'
   epath.Path(w).mkdir(parents=True, exist_ok=True)
-  path = f'{w}/{metrics.METRICS}'
-  assert not metrics.is_local(path) and metrics.is_local('runs/a') and metrics.is_local('/tmp/x')
+  path = f'{w}/{workdir.METRICS}'
+  assert not workdir.is_local(path) and workdir.is_local('runs/a') and workdir.is_local('/tmp/x')
   for step in (10, 20, 30):
-    metrics.append_jsonl(path, {'step': step, 'phase': 'augmented', 'test_top1': step / 100})
-  assert [r['step'] for r in metrics.read_jsonl(path)] == [10, 20, 30]
-  metrics.truncate_after(path, 20)  # a run resumed at step 20 logs step 30 again
-  lines = (root / 'runs/a' / metrics.METRICS).read_text().splitlines()
+    workdir.append_jsonl(path, {'step': step, 'phase': 'augmented', 'test_top1': step / 100})
+  assert [r['step'] for r in workdir.read_jsonl(path)] == [10, 20, 30]
+  workdir.truncate_after(path, 20)  # a run resumed at step 20 logs step 30 again
+  lines = (root / 'runs/a' / workdir.METRICS).read_text().splitlines()
   assert [json.loads(l)['step'] for l in lines] == [10, 20]
-  metrics.write_json_atomic(f'{w}/{metrics.SUMMARY}', {'final_top1': 0.5})
-  assert metrics.load_summary(w) == {'final_top1': 0.5}
-  assert json.loads((root / 'runs/a' / metrics.SUMMARY).read_text()) == {'final_top1': 0.5}
-  assert sorted(os.listdir(root / 'runs/a')) == [metrics.METRICS, metrics.SUMMARY]  # no temporary left behind
+  workdir.write_json(f'{w}/{workdir.SUMMARY}', {'final_top1': 0.5})
+  assert workdir.read_summary(w) == {'final_top1': 0.5}
+  assert json.loads((root / 'runs/a' / workdir.SUMMARY).read_text()) == {'final_top1': 0.5}
+  assert sorted(os.listdir(root / 'runs/a')) == [workdir.METRICS, workdir.SUMMARY]  # no temporary left behind
   assert seen  # the calls really went through the remote path
 
 
@@ -70,10 +69,13 @@ def test_config_check_reads_a_remote_workdir(bucket):
   root, _ = bucket
   w = 'gs://bucket/runs/b'
   epath.Path(w).mkdir(parents=True, exist_ok=True)
-  config = ml_collections.ConfigDict({'seed': 0, 'allow_config_change': False})
-  metrics.write_json_atomic(f'{w}/{metrics.CONFIG}', train.config_to_dict(config))
-  train.check_workdir(config, w)  # same config: accepted
+  from configs import digits_demo
+  from refine_jax import spec as spec_lib
+  config = digits_demo.get_config()
+  spec = spec_lib.from_dict(spec_lib.as_dict(config))
+  workdir.write_json(f'{w}/{workdir.CONFIG}', spec.as_dict())
+  train.check_workdir(spec, w)  # same config: accepted
   config.seed = 1
   with pytest.raises(ConfigError, match=r'seed: 0 \(in workdir\) -> 1'):
-    train.check_workdir(config, w)
-  assert (root / 'runs/b' / metrics.CONFIG).exists()
+    train.check_workdir(spec_lib.from_dict(spec_lib.as_dict(config)), w)
+  assert (root / 'runs/b' / workdir.CONFIG).exists()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import load_split  # noqa: E402
 from tests.conftest import ROOT, TFDS_DIR, env_for, needs_cifar, read_rows, read_summary, run_main
 
 CIFAR_SHORT = [
@@ -205,7 +206,7 @@ def _split_labels(wd):
   import ml_collections
   from refine_jax.data import sources
   cfg = json.load(open(os.path.join(wd, 'config.json')))
-  return cfg, sources.load(ml_collections.ConfigDict(cfg), cfg['train_split'], train=True)
+  return cfg, load_split(ml_collections.ConfigDict(cfg), cfg['train_split'], train=True)
 
 
 @needs_cifar

@@ -6,6 +6,7 @@ import pytest
 
 from configs import digits_demo
 from refine_jax.data import ops, pipeline, sources
+from tests.conftest import load_split  # noqa: E402
 from tests.conftest import read_rows, run_main
 
 
@@ -15,16 +16,11 @@ def test_eight_devices_match_one_device_without_mixing(tmp_path):
   args = ['--config.phases.augmented.steps=4', '--config.phases.refine.steps=2', '--config.eval_every_steps=2',
           '--config.phases.augmented.lr.base=0.02', '--config.phases.augmented.mix.kind=none',
           '--config.batch_size=64', '--config.eval_batch_size=40']
-  one, eight, model2 = str(tmp_path / 'one'), str(tmp_path / 'eight'), str(tmp_path / 'model2')
+  one, eight = str(tmp_path / 'one'), str(tmp_path / 'eight')
   run_main('digits_demo.py', one, *args, devices=1)
   p = run_main('digits_demo.py', eight, *args, devices=8)
-  assert "mesh {'data': 8, 'model': 1}" in p.stderr
-  # A model axis of 2 (parameters replicated over it): the batch splits over the 4 data shards only.
-  p = run_main('digits_demo.py', model2, *args, '--config.mesh_model=2', devices=8)
-  assert "mesh {'data': 4, 'model': 2}" in p.stderr
-  r1 = read_rows(one)
-  for r8 in (read_rows(eight), read_rows(model2)):
-    _assert_close(r1, r8)
+  assert "mesh {'data': 8}" in p.stderr
+  _assert_close(read_rows(one), read_rows(eight))
 
 
 def _assert_close(r1, r8):
@@ -59,7 +55,7 @@ def test_eval_scores_every_example_exactly_once(process_count, global_batch):
   if global_batch % process_count:
     pytest.skip('batch not divisible by process count')
   op = ops.build('', 1.0)
-  split = sources.load(c, 'test', train=False, process_index=0, process_count=process_count)
+  split = load_split(c, 'test', train=False, process_index=0, process_count=process_count)
   assert split.num_examples == 360  # in memory: every process holds the whole split
   n_batches = pipeline.num_eval_batches(split, global_batch)
   assert n_batches == -(-360 // global_batch)
@@ -86,7 +82,7 @@ def test_global_batches_do_not_depend_on_process_count():
   """Assembling the N processes' local batches at their rows gives, step for step, the single-process global
   batch — the same examples augmented the same way — across an epoch boundary and from a resumed start."""
   c = digits_demo.get_config()
-  split = sources.load(c, 'train[:256]', train=True)
+  split = load_split(c, 'train[:256]', train=True)
   op = ops.build('pad_crop(16,2)|flip_lr|cutout(4)', 1.0)
   batch = 24
   spe = pipeline.steps_per_epoch(split, batch)  # 10: an epoch drops 16 examples
@@ -127,7 +123,7 @@ def test_process_rows_follow_the_sharding():
 
 def test_train_order_is_a_pure_function_of_seed_and_epoch():
   c = digits_demo.get_config()
-  split = sources.load(c, 'train', train=True)
+  split = load_split(c, 'train', train=True)
   op = ops.build('pad_crop(16,2)')
   kw = dict(batch=32, steps_per_epoch=44, seed=3)
   a = pipeline.train_batches(split, lambda e: op, start_step=0, **kw)

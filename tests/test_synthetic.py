@@ -21,6 +21,7 @@ from configs import digits_demo
 from refine_jax import train
 from refine_jax.config import ConfigError
 from refine_jax.data import ops, pipeline, sources
+from tests.conftest import load_split  # noqa: E402
 from tests.conftest import ROOT, env_for, read_rows, read_summary
 from tests.test_device_check import _SITECUSTOMIZE, ON_DEVICE
 
@@ -58,19 +59,19 @@ def _config(**fields) -> ml_collections.ConfigDict:
 
 def test_synthetic_splits_are_uniform_random_data_of_the_seed_and_split():
   c = _config(**{'synthetic.num_classes': 7, 'synthetic.train_examples': 3000, 'image_size': 8})
-  train_split = sources.load(c, 'train', train=True)
+  train_split = load_split(c, 'train', train=True)
   x, y = train_split.images, train_split.labels
   assert x.shape == (3000, 8, 8, 3) and x.dtype == np.uint8 and y.shape == (3000,) and y.dtype == np.int32
   assert train_split.num_classes == 7 and train_split.num_examples_global == 3000
-  again = sources.load(c, 'train', train=True)
+  again = load_split(c, 'train', train=True)
   assert again.images.tobytes() == x.tobytes() and again.labels.tobytes() == y.tobytes()
-  sliced = sources.load(c, 'train[100:250]', train=True)
+  sliced = load_split(c, 'train[100:250]', train=True)
   assert sliced.images.tobytes() == x[100:250].tobytes() and sliced.labels.tobytes() == y[100:250].tobytes()
-  test = sources.load(c, 'test', train=False)
-  assert test.images.shape == (120, 8, 8, 3) and test.images.tobytes() != sources.load(c, 'validation', train=False
+  test = load_split(c, 'test', train=False)
+  assert test.images.shape == (120, 8, 8, 3) and test.images.tobytes() != load_split(c, 'validation', train=False
                                                                                        ).images.tobytes()
   c.seed = 1
-  assert sources.load(c, 'train', train=True).images.tobytes() != x.tobytes()
+  assert load_split(c, 'train', train=True).images.tobytes() != x.tobytes()
   # Uniform labels and pixels (chi-square against the uniform law), and the normalisation is their moments.
   assert stats.chisquare(np.bincount(y, minlength=7)).pvalue > 1e-3
   assert stats.chisquare(np.bincount(x.ravel(), minlength=256)).pvalue > 1e-3
@@ -87,8 +88,8 @@ def test_numpy_batches_equal_the_tf_data_batches_of_a_spec_without_ops(monkeypat
   training from a mid-epoch step across an epoch boundary, with this process's rows of the global batch, and eval
   batches with padding, a count and a full last batch."""
   c = digits_demo.get_config()
-  train_split = sources.load(c, 'train', train=True)
-  test_split = sources.load(c, 'test', train=False)
+  train_split = load_split(c, 'train', train=True)
+  test_split = load_split(c, 'test', train=False)
   op = ops.build('')
   rows = np.array([1, 2, 5, 6], np.int64)  # of a global batch of 8: a process's rows
   spe = pipeline.steps_per_epoch(train_split, 8)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
+import inspect
 import re
 from typing import Any, Callable, Union
 
@@ -77,29 +79,57 @@ def op_names() -> tuple[str, ...]:
   return tuple(sorted(_REGISTRY))
 
 
-def _parse(spec: str, field: str) -> list[tuple[str, tuple]]:
+def _parse(spec: str, field: str) -> list[tuple[str, tuple, dict]]:
+  """[(name, positional arguments, keyword arguments)] of each op of `spec`, the arguments checked against the
+  op's signature (a ConfigError names a bad or missing argument and lists the op's own)."""
   out = []
   for part in [s.strip() for s in spec.split('|') if s.strip()]:
     m = re.fullmatch(r'([A-Za-z_][A-Za-z0-9_]*)(\((.*)\))?', part)
     if not m:
       raise ConfigError(field, f'cannot parse op {part!r}; expected name or name(args), e.g. pad_crop(32,4)')
-    name, args = m.group(1), m.group(3)
+    name, args = m.group(1), m.group(3) or ''
     if name not in _REGISTRY:
-      raise ConfigError(field, f'unknown op {name!r}; allowed: {", ".join(op_names())}')
+      near = difflib.get_close_matches(name, op_names(), n=3, cutoff=0.6)
+      hint = f'did you mean {", ".join(near)}? ' if near else ''
+      raise ConfigError(field, f'unknown op {name!r}; {hint}allowed: {", ".join(op_names())}')
     try:
-      parsed = ast.literal_eval(f'({args},)') if args and args.strip() else ()
-    except (ValueError, SyntaxError) as e:
+      call = ast.parse(f'_({args})', mode='eval').body
+      if any(k.arg is None for k in call.keywords) or any(isinstance(a, ast.Starred) for a in call.args):
+        raise ValueError('no * or ** arguments')
+      pos = tuple(ast.literal_eval(a) for a in call.args)
+      kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (ValueError, SyntaxError, TypeError) as e:
       raise ConfigError(field, f'bad arguments to {name}: {args!r} ({e})') from None
-    out.append((name, parsed))
+    _bind(name, pos, kw, field)
+    out.append((name, pos, kw))
   return out
 
 
-class Pipeline:
-  """A compiled spec: example ops up to `tail_start`, then a tail of batch ops run once per batch."""
+def _bind(name: str, pos: tuple, kw: dict, field: str) -> None:
+  """Checks the arguments against the op's signature (aug_prob is the plan's, not the spec's)."""
+  sig = inspect.signature(_REGISTRY[name])
+  params = [p for p in sig.parameters.values() if p.name != 'aug_prob']
+  try:
+    sig.replace(parameters=params).bind(*pos, **kw)
+  except TypeError as e:
+    own = ', '.join(p.name + ('' if p.default is p.empty else f'={p.default!r}') for p in params) or 'none'
+    raise ConfigError(field, f'op {name}: {e}; its arguments: {own}') from None
 
-  def __init__(self, ops: list[AnyOp], takes_encoded: bool):
+
+def describe(name: str, pos: tuple, kw: dict) -> str:
+  """'pad_crop(32, 4)' or 'inception_crop(16, min_scale=0.35)': an op as a spec writes it."""
+  args = [*map(repr, pos), *(f'{k}={v!r}' for k, v in kw.items())]
+  return f'{name}({", ".join(args)})' if args else name
+
+
+class Pipeline:
+  """A compiled spec: example ops up to `tail_start`, then a tail of batch ops run once per batch. Two pipelines
+  of the same spec and augmentation probability are equal (`key`), whoever built them."""
+
+  def __init__(self, ops: list[AnyOp], takes_encoded: bool, key: tuple = ()):
     self.ops = ops
     self.takes_encoded = takes_encoded
+    self.key = key
     self.tail_start = len(ops)
     while self.tail_start > 0 and isinstance(ops[self.tail_start - 1], BatchOp):
       self.tail_start -= 1
@@ -109,6 +139,12 @@ class Pipeline:
       self._cols.append((n, n + d))
       n += d
     self.draws = n
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, Pipeline) and bool(self.key) and self.key == other.key
+
+  def __hash__(self) -> int:
+    return hash(self.key) if self.key else id(self)
 
   @property
   def has_tail(self) -> bool:
@@ -154,12 +190,12 @@ def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Pipeline:
   fns = []
   parsed = _parse(spec, field)
   takes_encoded = bool(parsed) and parsed[0][0] in _ENCODED
-  for name, args in parsed:
+  for name, pos, kw in parsed:
     try:
-      fns.append(_REGISTRY[name](*args, aug_prob=aug_prob) if name in _SCALED else _REGISTRY[name](*args))
+      fns.append(_REGISTRY[name](*pos, **kw, **({'aug_prob': aug_prob} if name in _SCALED else {})))
     except (TypeError, ValueError) as e:
-      raise ConfigError(field, f'op {name}{args}: {e}') from None
-  return Pipeline(fns, takes_encoded)
+      raise ConfigError(field, f'op {describe(name, pos, kw)}: {e}') from None
+  return Pipeline(fns, takes_encoded, key=(spec, float(aug_prob)))
 
 
 def validate_spec(spec: str, field: str) -> None:

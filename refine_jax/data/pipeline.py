@@ -88,18 +88,13 @@ def _memory_epochs(split: Split, pp_for_epoch, op, seed: int, first: int, skip: 
   """(example indices, positions in the epoch, epoch seed) of this process's local batches ([steps, rows] each)
   of epochs first, first+1, ... while `pp_for_epoch` keeps returning `op`; `done` fills with the epochs produced."""
   e = first
-  while pp_for_epoch(e) is op:
+  while pp_for_epoch(e) == op:  # the same spec and probability (ops.Pipeline compares by value)
     perm = np.random.default_rng([seed & 0xFFFFFFFF, e]).permutation(split.num_examples)
     steps = np.arange(skip if e == first else 0, steps_per_epoch, dtype=np.int64)
     pos = steps[:, None] * batch + rows[None, :]
     done.append(e)
     yield perm[pos].astype(np.int64), pos, np.int64(epoch_seed(seed, e))
     e += 1
-
-
-def steps_per_epoch(split: Split, batch: int) -> int:
-  """Whole global batches in one pass over the split (the remainder is dropped each epoch)."""
-  return split.num_examples_global // batch
 
 
 def num_eval_batches(split: Split, batch: int, count: Optional[int] = None) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 from absl import logging
 
 from refine_jax.data import tensorflow
-from refine_jax.errors import ConfigError
+from refine_jax.errors import BadInput, ConfigError
+from refine_jax.spec import DataSpec
 
 # Normalisation statistics (per channel, on [0, 1] pixels); unknown datasets use ImageNet's.
 _MEAN_STD = {
@@ -116,24 +117,25 @@ def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
   return imgs, d.target[idx].astype(np.int32)
 
 
-def load(config, split: str, *, train: bool, process_index: int = 0, process_count: int = 1) -> Split:
-  """`split` of `config.dataset`: whole if it fits in memory, else this process's part as a stream."""
-  name = config.dataset
+def load(data: DataSpec, *, train: bool, process_index: int = 0, process_count: int = 1) -> Split:
+  """The training (`train`) or eval split of `data.dataset`: whole if it fits in memory, else this process's
+  part as a stream."""
+  name, split = data.dataset, data.split(train)
   mean, std = _MEAN_STD.get(name, _MEAN_STD['imagenet'])
   if name == 'digits':
-    images, labels = _digits(split, config.image_size or DIGITS_DEFAULT_SIZE)
+    images, labels = _digits(split, data.image_size or DIGITS_DEFAULT_SIZE)
     return Split(len(labels), len(labels), 10, mean, std, images=images, labels=labels)
   if name == 'image_folder':
-    return _load_image_folder(config, split, train=train, process_index=process_index,
+    return _load_image_folder(data, split, train=train, process_index=process_index,
                               process_count=process_count)
   if name == 'synthetic':
-    images, labels = _synthetic(config, split, 'train_split' if train else 'eval_split')
-    return Split(len(labels), len(labels), config.synthetic.num_classes, mean, std, images=images, labels=labels)
-  return _load_tfds(config, split, train=train, process_index=process_index, process_count=process_count,
+    images, labels = _synthetic(data, split, data.split_field(train))
+    return Split(len(labels), len(labels), data.synthetic.num_classes, mean, std, images=images, labels=labels)
+  return _load_tfds(data, split, train=train, process_index=process_index, process_count=process_count,
                     mean=mean, std=std)
 
 
-def _synthetic(config, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+def _synthetic(data: DataSpec, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
   """Random uint8 images (`image_size` square, 3 channels) and labels uniform over `synthetic.num_classes`, made
   by numpy from (seed, split name): the same on every process and in every run of the seed. A slice ('train[:512]')
   takes those examples of the whole split. Benchmarks and accelerator checks: nothing to read, no TensorFlow."""
@@ -143,28 +145,29 @@ def _synthetic(config, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
     raise ConfigError(field, f'synthetic has no split {name!r}; allowed: {", ".join(SYNTHETIC_SPLITS)} '
                       '(optionally sliced, e.g. "train[:512]")')
   size_field = SYNTHETIC_SPLITS[name]
-  n, side = config.synthetic[size_field], config.image_size
+  n, side = getattr(data.synthetic, size_field), data.image_size
   per_image = side * side * 3
   if n * per_image > _IN_MEMORY_MAX_BYTES:
     raise ConfigError(f'synthetic.{size_field}', f'{n} images of {side}x{side}x3 take {n * per_image / 2**30:.1f} GiB; '
                       f'allowed: at most {_IN_MEMORY_MAX_BYTES >> 30} GiB per split (synthetic splits are held in '
                       f'memory), i.e. {_IN_MEMORY_MAX_BYTES // per_image} images at {side} px')
-  rng = np.random.default_rng([config.seed & 0xFFFFFFFF, *name.encode()])
+  rng = np.random.default_rng([data.seed & 0xFFFFFFFF, *name.encode()])
   images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
-  labels = rng.integers(0, config.synthetic.num_classes, n, dtype=np.int32)
+  labels = rng.integers(0, data.synthetic.num_classes, n, dtype=np.int32)
   a, b = _slice(n, sl) if sl is not None else (0, n)
   return images[a:b], labels[a:b]
 
 
-def _load_tfds(config, split: str, *, train: bool, process_index: int, process_count: int, mean, std) -> Split:
+def _load_tfds(data: DataSpec, split: str, *, train: bool, process_index: int, process_count: int, mean,
+               std) -> Split:
   tf = tensorflow()
   import tensorflow_datasets as tfds
-  builder = tfds.builder(config.dataset, data_dir=config.data_dir)
-  if config.download:
+  builder = tfds.builder(data.dataset, data_dir=data.data_dir)
+  if data.download:
     builder.download_and_prepare()
   elif not tf.io.gfile.exists(builder.data_dir):
-    raise FileNotFoundError(f'config.data_dir: no prepared TFDS data for {config.dataset!r} under '
-                            f'{config.data_dir!r} (looked for {builder.data_dir}); set data_dir to a TFDS data '
+    raise FileNotFoundError(f'config.data_dir: no prepared TFDS data for {data.dataset!r} under '
+                            f'{data.data_dir!r} (looked for {builder.data_dir}); set data_dir to a TFDS data '
                             'directory, or download=True to fetch it')
   info = builder.info
   num_classes = info.features['label'].num_classes
@@ -198,7 +201,7 @@ def _load_tfds(config, split: str, *, train: bool, process_index: int, process_c
 _IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 
 
-class CorruptImageError(ValueError):
+class CorruptImageError(BadInput):
   """An unreadable file in an image folder; the message names its path."""
 
 
@@ -217,7 +220,7 @@ def _class_dirs(root: str) -> list[str]:
   return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if os.path.isdir(root) else []
 
 
-def _warn_class_mismatch(config, name: str, classes: list[str], root: str, labels: list[int]) -> None:
+def _warn_class_mismatch(name: str, classes: list[str], root: str, labels: list[int]) -> None:
   """Warnings for classes without training images (still model outputs) and, for another split, classes it
   lacks and classes only it has (their images are left out: the model has no output for them)."""
   counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
@@ -236,7 +239,7 @@ def _warn_class_mismatch(config, name: str, classes: list[str], root: str, label
                     extra, name, n)
 
 
-def _load_image_folder(config, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
+def _load_image_folder(data: DataSpec, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
   """Users' own data: DATA_DIR/{split}/CLASS/*.{jpg,png,...}; classes are the sorted folder names of 'train'.
 
   Every file is decoded once up front (in parallel), so a corrupt one is reported by path before training —
@@ -246,11 +249,11 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
   tf = tensorflow()
   m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
   name, sl = m.group(1), m.group(2)
-  root = os.path.join(config.data_dir, name)
+  root = os.path.join(data.data_dir, name)
   if not os.path.isdir(root):
     raise FileNotFoundError(f'config.data_dir: image folder split {name!r} not found: {root} (expected '
-                            f'{config.data_dir}/{{train,val,...}}/CLASS/*.jpg)')
-  classes = _class_dirs(os.path.join(config.data_dir, 'train'))
+                            f'{data.data_dir}/{{train,val,...}}/CLASS/*.jpg)')
+  classes = _class_dirs(os.path.join(data.data_dir, 'train'))
   paths, labels = [], []
   for i, c in enumerate(classes):
     d = os.path.join(root, c)
@@ -263,7 +266,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
   with concurrent.futures.ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
     problems, sizes = zip(*pool.map(_check_image, paths)) if paths else ((), ())
   bad = [(p, why) for p, why in zip(paths, problems) if why]
-  if bad and not config.image_folder_skip_corrupt:
+  if bad and not data.skip_corrupt:
     listing = '\n'.join(f'  {p}: {why}' for p, why in bad[:20])
     raise CorruptImageError(f'config.data_dir: {len(bad)} corrupt image(s) in {root}:\n{listing}\n'
                             'Remove them, or set image_folder_skip_corrupt=True to skip and count them.')
@@ -273,7 +276,7 @@ def _load_image_folder(config, split: str, *, train: bool, process_index: int, p
     paths = [p for p, k in zip(paths, keep) if k]
     labels = [l for l, k in zip(labels, keep) if k]
     sizes = [z for z, k in zip(sizes, keep) if k]
-  _warn_class_mismatch(config, name, classes, root, labels)
+  _warn_class_mismatch(name, classes, root, labels)
   if sl is not None:
     a, b = _slice(len(paths), sl)
     paths, labels, sizes = paths[a:b], labels[a:b], sizes[a:b]

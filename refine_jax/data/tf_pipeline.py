@@ -182,8 +182,7 @@ def _first_failing_op(op: ops_lib.Pipeline, spec: str, field: str, image: tf.Ten
     try:
       ops_lib.Pipeline(op.ops[:k], op.takes_encoded)(image, tf.constant([0, 0], tf.int64))
     except Exception:  # noqa: BLE001 - the op that cannot take the image
-      name, args = parsed[k - 1]
-      return f'{name}{args if args else ""}'
+      return ops_lib.describe(*parsed[k - 1])
   return 'the decode'
 
 

@@ -14,6 +14,8 @@ import sys
 
 from absl import logging
 
+from refine_jax.errors import BadInput
+
 
 def parse(argv):
   p = argparse.ArgumentParser(prog='python -m refine_jax.detection', description=__doc__.split('\n\n')[0])
@@ -47,25 +49,27 @@ def parse(argv):
 
 
 def main(argv) -> int:
+  """The command: its exit code (`cli.guarded`: bad input 2, a stop by SIGTERM 3)."""
+  from refine_jax import cli
+  return cli.guarded(_main, argv)
+
+
+def _main(argv) -> int:
   args = parse(argv)  # usage errors exit with 2 (argparse)
   logging.set_verbosity(logging.INFO)
   logging.use_absl_handler()
   from refine_jax.detection import finetune, voc
-  try:
-    backbone = finetune.backbone_state_dict(args.backbone)
-    train_anns = voc.load_split(args.voc_root, args.train_split)
-    test_anns = voc.load_split(args.voc_root, args.test_split)
-    micro = args.micro_batch or args.batch_size
-    if args.batch_size % micro:
-      raise ValueError(f'--batch_size {args.batch_size} is not a multiple of --micro_batch {micro}')
-    if args.batch_size > len(train_anns):
-      raise ValueError(f'--batch_size {args.batch_size} is larger than the {args.train_split} split '
-                       f'({len(train_anns)} images)')
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-      raise ValueError(f'--out {args.out!r} exists and is not a directory')
-  except (finetune.BackboneError, voc.VOCError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  backbone = finetune.backbone_state_dict(args.backbone)
+  train_anns = voc.load_split(args.voc_root, args.train_split)
+  test_anns = voc.load_split(args.voc_root, args.test_split)
+  micro = args.micro_batch or args.batch_size
+  if args.batch_size % micro:
+    raise BadInput(f'--batch_size {args.batch_size} is not a multiple of --micro_batch {micro}')
+  if args.batch_size > len(train_anns):
+    raise BadInput(f'--batch_size {args.batch_size} is larger than the {args.train_split} split '
+                   f'({len(train_anns)} images)')
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise BadInput(f'--out {args.out!r} exists and is not a directory')
   os.makedirs(args.out, exist_ok=True)
   logging.info('VOC %s: %d images, %s: %d images; backbone %s', args.train_split, len(train_anns),
                args.test_split, len(test_anns), args.backbone)

@@ -31,13 +31,14 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import misc as misc_nn_ops
 
 from refine_jax import export
+from refine_jax.errors import BadInput
 from refine_jax.detection import voc
 
 CHECKPOINT = 'checkpoint_epoch{:03d}.pt'
 RESULT = 'voc07_test_map.json'
 
 
-class BackboneError(ValueError):
+class BackboneError(BadInput):
   """The --backbone file is not a torchvision ResNet-50 state_dict; exit code 2, nothing written."""
 
 

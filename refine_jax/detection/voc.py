@@ -20,11 +20,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from refine_jax.errors import BadInput
+
 CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
            'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 
 
-class VOCError(ValueError):
+class VOCError(BadInput):
   """A VOC root or annotation that cannot be used; the command exits with code 2 and writes nothing."""
 
 

@@ -1,0 +1,58 @@
+"""A run made ready, with nothing written: the validated spec, this process's splits, the plan, the size checks.
+
+    spec = prepare.spec_of(config)                       # ConfigError naming the field; the ConfigDict stops here
+    plan, train, test = prepare.plan_and_splits(spec)    # the data read, steps per epoch, the plan, sizes checked
+
+Training, fork, preview, analysis and the benchmarks all start here: one sequence "load the training split →
+steps per epoch → resolve the plan", one check of what every host-op spec makes of every image size.
+"""
+from __future__ import annotations
+
+import jax
+import ml_collections
+from absl import logging
+
+from refine_jax import plan as plan_lib
+from refine_jax import registries
+from refine_jax import spec as spec_lib
+from refine_jax.data import ops as ops_lib
+from refine_jax.data import pipeline, sources
+from refine_jax.spec import Spec
+
+
+def spec_of(config: ml_collections.ConfigDict, *, devices: bool = True) -> Spec:
+  """The validated spec of `config`; with `devices`, batch sizes are checked against this job's device and
+  process counts too."""
+  counts = dict(num_devices=jax.device_count(), process_count=jax.process_count()) if devices else {}
+  return spec_lib.from_config(config, registries.default(), **counts)
+
+
+def splits(spec: Spec) -> tuple[sources.Split, sources.Split]:
+  """This process's training and eval splits."""
+  kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  train = sources.load(spec.data, train=True, **kw)
+  test = sources.load(spec.data, train=False, **kw)
+  logging.info('%s: %d classes, %d train / %d eval images', spec.data.dataset, train.num_classes,
+               train.num_examples_global, test.num_examples_global)
+  return train, test
+
+
+def plan_and_splits(spec: Spec, *, check: bool = True) -> tuple[plan_lib.Plan, sources.Split, sources.Split]:
+  """The splits, the plan resolved on the training split's size, and (`check`) the size checks."""
+  train, test = splits(spec)
+  plan = plan_lib.resolve(spec, train.num_examples_global, ops_lib.build)
+  if check:
+    check_sizes(plan, train, test)
+  return plan, train, test
+
+
+def check_sizes(plan: plan_lib.Plan, train: sources.Split, test: sources.Split) -> None:
+  """Every phase's host ops and pp_eval on each image size of their split, and the size they give against
+  `image_size`, before anything is written."""
+  data = plan.spec.data
+  checks = [(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', data.train_split) for p in plan.phases]
+  checks.append((test, plan.eval_ops(), plan.spec.eval.pp, 'pp_eval', data.eval_split))
+  for args in checks:
+    pipeline.check_sizes(*args)
+  for args in checks:  # image_size: what every phase and the eval give the model, for every dataset
+    pipeline.check_image_size(*args, data.image_size)
