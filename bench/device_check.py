@@ -370,7 +370,7 @@ def loop_bare_half(a, path: str) -> None:
   device-resident batch), timed as the step rows are; a process of its own, run before the loops."""
   import jax
   from bench import bench_loop
-  from refine_jax import train
+  from refine_jax import spec as spec_lib
   p = plan(a.smoke)
   res = {'backend': jax.default_backend(), 'cases': {}}
   for case in loop_plan(a.smoke):
@@ -382,7 +382,7 @@ def loop_bare_half(a, path: str) -> None:
       bare.run(p['warmup'])
     ips = [bare.run(p['steps']) for _ in range(p['rounds'])]
     res['cases'][case['name']] = {'images_per_s': statistics.median(ips), 'rounds': ips, 'compile_s': compile_s,
-                                  'config': train.config_to_dict(c)}
+                                  'config': spec_lib.as_dict(c)}
     print(f'bare {case["name"]}: {statistics.median(ips):,.1f} images/s (compile {compile_s:.1f} s)', flush=True)
     write_json(path, res)
     del bare
@@ -507,7 +507,7 @@ def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, pa
   """Runs each loop case (`python -m refine_jax.main`) and reads its clock; {case name: workdir} of those that
   finished."""
   from bench import bench_loop
-  from refine_jax import config as config_lib
+  from refine_jax import fields
   from refine_jax import workdir as workdir_lib
   runs = {}
   for case in cases:
@@ -525,7 +525,7 @@ def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, pa
       if name in bare:
         config = workdir_lib.read_config(w)
         row.update(bare_images_per_s=bare[name]['images_per_s'], loop_over_bare=row['ips'] / bare[name]['images_per_s'],
-                   config_differs_from_bare=[k for k, _, _ in config_lib.diff(bare[name]['config'], config)])
+                   config_differs_from_bare=[k for k, _, _ in fields.differences(bare[name]['config'], config, ())])
     res['cases'][name] = row
     nan = float('nan')
     print(f'{name}: {row.get("ips", nan):,.1f} images/s in the loop, {row.get("loop_over_bare", nan):.3f} of the bare '

@@ -25,7 +25,7 @@ from absl import logging
 from etils import epath
 from orbax.checkpoint import checkpoint_managers as pp
 
-from refine_jax import workdir as workdir_lib
+from refine_jax import paths
 
 DIGEST = 'state_sha256'  # the integrity item's key for the checksum of the state
 ASYNC_TIMEOUT_S = 1800  # how long the processes wait for each other to finish an asynchronous save
@@ -52,7 +52,7 @@ class Checkpoints:
     """Keeps the newest `max_to_keep` checkpoints plus those at `keep_steps` (the phase boundaries, which the
     analyses of the augmented model need long after the run moved on)."""
     # Local paths absolute (Orbax wants them so); remote ones (gs://...) as given.
-    self.directory = os.path.abspath(directory) if workdir_lib.is_local(directory) else directory
+    self.directory = paths.absolute(directory)
     self._read_only = read_only
     policy = pp.AnyPreservationPolicy([pp.LatestN(max_to_keep), pp.CustomSteps(list(keep_steps))])
     opts = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, preservation_policy=policy,

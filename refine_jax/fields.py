@@ -329,7 +329,7 @@ def complete(d: dict) -> dict:
   flat = flatten(d)
   for k, f in FIELDS.items():
     flat.setdefault(k, f.default)
-  for name in {p.split('.')[1] for p in flat if p.startswith('phases.')}:
+  for name in {p.split('.')[1] for p in flat if p.startswith('phases.')} | set(flat['phase_order']):
     for k, f in PHASE_FIELDS.items():
       flat.setdefault(f'phases.{name}.{k}', f.default)
   return _unflatten(flat)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Optional
 
 from etils import epath
+
+from refine_jax import paths
+from refine_jax.paths import is_local  # noqa: F401 - the workdir's own question too
 
 CONFIG = 'config.json'
 METRICS = 'metrics.jsonl'
@@ -35,11 +37,6 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
-def is_local(path: str) -> bool:
-  """False for URLs of remote filesystems (gs://bucket/..., s3://...)."""
-  return re.match(r'^[A-Za-z][A-Za-z0-9+.-]*://', os.fspath(path)) is None
-
-
 def path(workdir: str, name: str) -> str:
   """`workdir/name` (name: CONFIG, METRICS, SUMMARY, TIMING, TENSORBOARD, CHECKPOINTS)."""
   return os.path.join(workdir, name)
@@ -47,7 +44,7 @@ def path(workdir: str, name: str) -> str:
 
 def key(workdir: str) -> str:
   """How a workdir is named in reports and records: its absolute path (a remote one as given)."""
-  return os.path.abspath(workdir) if is_local(workdir) else workdir
+  return paths.absolute(workdir)
 
 
 # --------------------------------------------------------------------------- JSON files

@@ -212,3 +212,13 @@ def test_continue_bad_configs(changes, field):
   with pytest.raises(config_lib.ConfigError) as e:
     config_lib.validate(c, registries.default())
   assert str(e.value).startswith(field), str(e.value)
+
+
+def test_a_fork_that_changes_only_bookkeeping_runs(runs, tmp_path):
+  """Another prefetch depth and log cadence change nothing trained: the fork runs (once refused for
+  prefetch_to_device) and trains exactly what the first fork trained."""
+  parent, _, fork = runs
+  w = str(tmp_path / 'bookkeeping')
+  p = run_fork(parent, 1, w, *CHILD, '--config.prefetch_to_device=0', '--config.log_every_steps=3')
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert read_rows(w) == read_rows(fork)

@@ -161,3 +161,35 @@ def test_image_size_is_checked_against_what_the_model_gets_for_every_dataset(dat
   assert 'config.image_size' in last and "'pad_crop(16,2)'" in last and '16x16' in last, last
   assert 'image_size=16' in last and 'resize(32)' in last, last
   assert not w.exists()
+
+
+def test_fork_on_a_folder_with_a_corrupt_image_exits_2_with_one_line_like_main(tmp_path):
+  """The same bad folder gives the same one `error:` line and exit 2 from main and from fork (fork once let the
+  error through as a traceback). The parent needs only its config.json: the data is read before any checkpoint."""
+  import json
+  import subprocess
+  import sys
+  from refine_jax import spec as spec_lib
+  from tests.conftest import ROOT, env_for
+  root = _make_folder(str(tmp_path / 'data'), per_class=(8, 2))
+  with open(os.path.join(root, 'train', 'digit_0', 'broken.jpg'), 'wb') as f:
+    f.write(b'\xff\xd8\xff\xe0 not a jpeg')
+  from configs import digits_demo
+  c = digits_demo.get_config()
+  c.dataset, c.data_dir, c.eval_split = 'image_folder', root, 'val'
+  parent = tmp_path / 'parent'
+  parent.mkdir()
+  (parent / 'config.json').write_text(json.dumps(spec_lib.from_dict(spec_lib.as_dict(c)).as_dict()))
+  args = [f'--config={ROOT}/configs/digits_demo.py', '--config.dataset=image_folder', f'--config.data_dir={root}',
+          '--config.eval_split=val']
+  errors = {}
+  for cmd in (['refine_jax.main', f'--workdir={tmp_path / "w_main"}'],
+              ['refine_jax.fork', f'--workdir={tmp_path / "w_fork"}', f'--from={parent}', '--at_epoch=1']):
+    p = subprocess.run([sys.executable, '-m', *cmd, *args], cwd=ROOT, env=env_for(), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 2, p.stderr[-3000:]
+    lines = [l for l in p.stderr.splitlines() if l.startswith('error:')]
+    assert len(lines) == 1 and 'broken.jpg' in lines[0] and 'image_folder_skip_corrupt' in lines[0], p.stderr[-3000:]
+    assert 'Traceback' not in p.stderr
+    errors[cmd[0]] = lines[0]
+  assert errors['refine_jax.main'] == errors['refine_jax.fork']

@@ -100,8 +100,10 @@ def test_no_import_circle_in_the_package():
 
 
 def test_config_is_the_bottom_layer():
+  """config imports only the field declarations and the errors; those import nothing else of the package."""
   graph = module_imports(ROOT, PKG)
-  assert graph['refine_jax.config'] == {'refine_jax.errors'}
+  assert graph['refine_jax.config'] == {'refine_jax.errors', 'refine_jax.fields'}
+  assert graph['refine_jax.fields'] == {'refine_jax.errors'}
   assert graph['refine_jax.errors'] == set()
 
 

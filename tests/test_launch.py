@@ -335,8 +335,8 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-_INIT = ('from absl import flags\nfrom refine_jax import main\n'
-         'flags.FLAGS(["main", "--heartbeat_timeout_seconds=10"])\nmain._init_distributed()\nimport jax\n'
+_INIT = ('from absl import flags\nfrom refine_jax import distributed\n'
+         'flags.FLAGS(["main", "--heartbeat_timeout_seconds=10"])\ndistributed.initialize()\nimport jax\n'
          'print("RESULT", jax.process_index(), jax.process_count(), jax.device_count(), flush=True)\n')
 
 

@@ -14,7 +14,6 @@ from tests.conftest import ROOT, env_for, read_rows, run_main
 # The real entry point, with one evaluation method made to return NaN for `key` from step `at` on.
 INJECT = r'''
 import sys
-from absl import app
 from refine_jax import cli, evaluate, main
 method, key, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 original = getattr(evaluate.Evaluator, method)
@@ -23,7 +22,7 @@ def poisoned(self, state, phase, step):
   return {**out, key: float('nan')} if step >= at else out
 setattr(evaluate.Evaluator, method, poisoned)
 sys.argv = [sys.argv[0]] + sys.argv[4:]
-app.run(main.main, flags_parser=cli.parse_flags)
+cli.run(main.main, trains=True)  # the entry point's own exit path
 '''
 SHORT = ['--config.phases.augmented.steps=8', '--config.phases.refine.steps=4', '--config.eval_every_steps=4',
          '--config.checkpoint_every_steps=4', '--config.phases.augmented.lr.boundaries_epochs=()']

@@ -91,7 +91,7 @@ def test_train_batches_apply_the_spec_to_each_example():
   split = load_split(digits_demo.get_config(), 'train[:200]', train=True)
   spec = 'pad_crop(16,2)|flip_lr|autoaugment("cifar10")|cutout(4)'
   op, batch, seed = ops.build(spec, 0.7), 32, 3
-  spe = pipeline.steps_per_epoch(split, batch)
+  spe = split.num_examples_global // batch
   rows = np.array([1, 5, 6, 30])  # a process's rows of each global batch
   it = pipeline.train_batches(split, lambda e: op, batch=batch, steps_per_epoch=spe, seed=seed, start_step=spe - 1,
                               rows=rows)

@@ -92,7 +92,7 @@ def test_numpy_batches_equal_the_tf_data_batches_of_a_spec_without_ops(monkeypat
   test_split = load_split(c, 'test', train=False)
   op = ops.build('')
   rows = np.array([1, 2, 5, 6], np.int64)  # of a global batch of 8: a process's rows
-  spe = pipeline.steps_per_epoch(train_split, 8)
+  spe = train_split.num_examples_global // 8
 
   def batches(in_numpy: bool) -> list[dict]:
     monkeypatch.setattr(pipeline, '_in_numpy', lambda split, op: in_numpy and split.images is not None)

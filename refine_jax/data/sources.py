@@ -267,9 +267,9 @@ def _load_image_folder(data: DataSpec, split: str, *, train: bool, process_index
     problems, sizes = zip(*pool.map(_check_image, paths)) if paths else ((), ())
   bad = [(p, why) for p, why in zip(paths, problems) if why]
   if bad and not data.skip_corrupt:
-    listing = '\n'.join(f'  {p}: {why}' for p, why in bad[:20])
-    raise CorruptImageError(f'config.data_dir: {len(bad)} corrupt image(s) in {root}:\n{listing}\n'
-                            'Remove them, or set image_folder_skip_corrupt=True to skip and count them.')
+    listing = '; '.join(f'{p} ({why})' for p, why in bad[:3]) + (f'; and {len(bad) - 3} more' if bad[3:] else '')
+    raise CorruptImageError(f'config.data_dir: {len(bad)} corrupt image(s) in {root}: {listing}. Remove them, or '
+                            'set image_folder_skip_corrupt=True to skip and count them')
   if bad:
     logging.warning('image_folder: skipped %d corrupt file(s) in %s (first: %s)', len(bad), root, bad[0][0])
     keep = [not why for why in problems]
