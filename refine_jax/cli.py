@@ -59,7 +59,7 @@ def _config_spec(argv) -> Optional[str]:
   return None
 
 
-def _usage_error(message: str) -> None:
+def usage_error(message: str) -> None:
   print(f'error: {message}', file=sys.stderr)
   sys.exit(2)
 
@@ -68,10 +68,10 @@ def _check_config_file(spec: Optional[str]) -> None:
   """A missing config file is a one-line usage error; configs import `configs.common`, so the file's project
   root goes on the path (any cwd works)."""
   if spec is None:
-    _usage_error('--config is required: a config file with get_config(), e.g. --config=configs/digits_demo.py')
+    usage_error('--config is required: a config file with get_config(), e.g. --config=configs/digits_demo.py')
   path = spec.split(':', 1)[0]
   if not os.path.isfile(path):
-    _usage_error(f'--config: no such config file {path!r} (a Python file with get_config(), e.g. '
+    usage_error(f'--config: no such config file {path!r} (a Python file with get_config(), e.g. '
                  'configs/digits_demo.py)')
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(path))))
 
@@ -103,19 +103,56 @@ def unknown_field(config, argv) -> Optional[str]:
   return None
 
 
+HELP_FLAGS = ('-h', '-?', '--help', '--helpshort', '--helpfull')
+
+
 def parse_flags(argv):
-  """absl's parser, with a missing config file, unknown config fields and badly typed overrides reported as
-  usage errors (exit 2)."""
+  """absl's parser, with `--help` printed here (exit 0), and a missing config file, unknown config fields and
+  badly typed overrides reported as usage errors (exit 2)."""
+  if any(a in HELP_FLAGS for a in argv[1:]):
+    print(help_text())
+    sys.exit(0)
   spec = _config_spec(argv)
-  if not any(a in ('-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml') for a in argv):
-    _check_config_file(spec)
+  _check_config_file(spec)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001 - unknown override fields and bad values: usage error, exit 2
     unknown = None
     if isinstance(e, (AttributeError, KeyError)) and spec is not None:
       unknown = unknown_field(_load_config(spec), argv)
-    _usage_error(unknown or f'bad flag or config override: {type(e).__name__}: {e}')
+    usage_error(unknown or f'bad flag or config override: {type(e).__name__}: {e}')
+
+
+OVERRIDES = """\
+Config overrides, after --config (any number):
+  --config.FIELD=VALUE             e.g. --config.batch_size=64  --config.dtype=bfloat16
+  --config.A.B.C=VALUE             nested fields: --config.phases.refine.epochs=50  --config.optimizer.momentum=0.9
+  tuples (1,2) or (2,), strings bare or quoted (--config.phases.refine.pp=  sets ''), None for unset; a set
+  *_steps wins over *_epochs (--config.phases.augmented.steps=100 needs no epochs=None).
+  --config=configs/paper.py:dataset=cifar100,model=wrn28_10,aug=cutmix builds any paper experiment (keys: dataset,
+  model, aug, gamma, p, policy, t1, t2, refine, gradual; configs/paper.py says what each takes)."""
+
+
+def help_text() -> str:
+  """`--help`: the command's usage, its flags, the override syntax and every config field (its default, role and
+  meaning, from refine_jax/fields.py)."""
+  from refine_jax import fields
+  main_module = sys.modules.get('__main__')
+  out = [(getattr(main_module, '__doc__', None) or '').strip(), '', 'Flags:']
+  for module, module_flags in sorted(flags.FLAGS.flags_by_module_dict().items()):
+    if module == '__main__' or module.startswith('refine_jax') or module == getattr(main_module, '__file__', ''):
+      for f in sorted(module_flags, key=lambda f: f.name):
+        default = '' if f.default is None else f' (default {f.default!r})'
+        out.append(f'  --{f.name}: {f.help}{default}')
+  if any(f == 'config' for f in flags.FLAGS):
+    out += ['', OVERRIDES, '', 'Config fields (each with its default and role: trains, measures, seed, label or '
+            'bookkeeping; refine_jax/fields.py):']
+    rows = [(k, f) for k, f in fields.FIELDS.items()] + [(f'phases.PHASE.{k}', f) for k, f in
+                                                          fields.PHASE_FIELDS.items()]
+    width = max(len(k) for k, _ in rows)
+    out += [f'  {k:<{width}}  {f.default!r}; {f.role.value}: {f.doc}' for k, f in rows]
+    out.append(f'  (PHASE: {", ".join(fields.PHASE_NAMES)})')
+  return '\n'.join(out)
 
 
 def check_workdir_path(workdir: str) -> None:
@@ -126,17 +163,17 @@ def check_workdir_path(workdir: str) -> None:
     return
   path = os.path.abspath(workdir)
   if os.path.exists(path) and not os.path.isdir(path):
-    _usage_error(f'--workdir: {workdir} exists and is not a directory')
+    usage_error(f'--workdir: {workdir} exists and is not a directory')
   parent = path
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
   if not os.path.isdir(parent):
-    _usage_error(f'--workdir: cannot create {workdir}: {parent} is not a directory')
+    usage_error(f'--workdir: cannot create {workdir}: {parent} is not a directory')
   try:
     os.rmdir(tempfile.mkdtemp(prefix='.refine_jax_probe_', dir=parent))
   except OSError as e:
     what = 'write to' if parent == path else f'create {workdir} in'
-    _usage_error(f'--workdir: cannot {what} {parent}: {e.strerror}')
+    usage_error(f'--workdir: cannot {what} {parent}: {e.strerror}')
 
 
 class OpenMpiProcess(NamedTuple):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import ml_collections
 
@@ -23,10 +23,11 @@ from refine_jax.fields import PHASE_NAMES
 class Registries:
   """What validation asks of the registries above this layer (`refine_jax.registries.default()` builds it)."""
   builtin_datasets: Sequence[str]             # `dataset` values known without asking (no TFDS import)
-  datasets: Callable[[], Sequence[str]]       # all allowed `dataset` values (lists TFDS's builders)
+  datasets: Optional[Callable[[], Sequence[str]]]       # all allowed `dataset` values (lists TFDS's builders)
   models: Sequence[str]                       # allowed `model` values
-  mix_points: Callable[[str], Sequence[str]]  # a model's manifold-mixup points
+  mix_points: Optional[Callable[[str], Sequence[str]]]  # a model's manifold-mixup points
   check_pp: Callable[[str, str], None]        # (spec, field): raises ConfigError for a bad op spec
+  # None for `datasets` / `mix_points`: not asked (`registries.light()`, before the heavy imports)
 
 
 # Past this many allowed values an error names the close matches and how to list the rest, not every value.
@@ -63,7 +64,7 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   """Checks every field the trainer reads; raises ConfigError naming the field and the allowed values."""
   check_fields(config)
   builtin = tuple(registries.builtin_datasets)
-  if config.dataset not in builtin:
+  if config.dataset not in builtin and registries.datasets is not None:
     datasets = registries.datasets()
     _check_choice('dataset', config.dataset, datasets,
                   rest=f'{", ".join(builtin)} or a TFDS builder name ({len(datasets) - len(builtin)} of them; '
@@ -87,7 +88,7 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
   if 'augmented' not in order and not config.init_from:
     raise ConfigError('phase_order', 'a run without an augmented phase must start from a trained model: '
                       'set init_from, or add "augmented" (allowed phases: augmented, refine)')
-  mix_points = registries.mix_points(config.model)
+  mix_points = registries.mix_points(config.model) if registries.mix_points else None
   for name in order:
     _validate_phase(config.phases[name], f'phases.{name}', name, mix_points, config.model, registries,
                     first=name == order[0])
@@ -108,12 +109,12 @@ def _check_synthetic(config) -> None:
                         f"synthetic run never imports), got {spec!r}; allowed: '' (--config.{field}=)")
 
 
-def _validate_phase(p, path: str, name: str, mix_points: Sequence[str], model: str, registries: Registries, *,
-                    first: bool):
+def _validate_phase(p, path: str, name: str, mix_points: Optional[Sequence[str]], model: str,
+                    registries: Registries, *, first: bool):
   if p.get('epochs') is None and p.get('steps') is None:
     raise ConfigError(f'{path}.epochs', 'one of epochs / steps must be set to a positive number')
   registries.check_pp(p.pp, f'{path}.pp')
-  if p.mix.kind == 'manifold_mixup':
+  if p.mix.kind == 'manifold_mixup' and mix_points is not None:
     if len(mix_points) < 2:
       raise ConfigError(f'{path}.mix.kind', f'manifold_mixup needs a model with mixing layers; model {model!r} '
                         'has none')

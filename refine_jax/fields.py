@@ -148,10 +148,10 @@ def _f(default, role: Role, check: Check, doc: str, type_: Optional[type] = None
 
 
 T, M, S, L, B = Role.TRAINS, Role.MEASURES, Role.SEED, Role.LABEL, Role.BOOKKEEPING
-POSITIVE = number(0, lo_open=True, optional=True, what='a positive number (or None: unset)')
-NON_NEGATIVE = number(0, optional=True, what='a number >= 0 (or None: unset)')
-POSITIVE_INT = number(1, integer=True, optional=True, what='a positive integer (or None: unset)')
-NON_NEGATIVE_INT = number(0, integer=True, optional=True, what='an integer >= 0 (or None: unset)')
+POSITIVE = number(0, lo_open=True, optional=True, what='a positive number (> 0), or None (unset)')
+NON_NEGATIVE = number(0, optional=True, what='a number >= 0, or None (unset)')
+POSITIVE_INT = number(1, integer=True, optional=True, what='a positive integer (>= 1), or None (unset)')
+NON_NEGATIVE_INT = number(0, integer=True, optional=True, what='an integer >= 0, or None (unset)')
 
 FIELDS: dict[str, Field] = {
     # Data.

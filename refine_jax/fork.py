@@ -162,6 +162,9 @@ def main(argv) -> None:
   if _CONFIG.value is None or not _WORKDIR.value or not _FROM.value:
     print('error: --config, --from and --workdir are required', file=sys.stderr)
     sys.exit(2)
+  from refine_jax import config as config_lib
+  from refine_jax import registries
+  config_lib.validate(_CONFIG.value, registries.light())  # the names and values that need no heavy import
   cli.check_workdir_path(_WORKDIR.value)
   from refine_jax import train
   from refine_jax import workdir as workdir_lib

@@ -58,6 +58,11 @@ def row_values(metrics: Sequence[Metric], sums: dict[str, dict[str, float]]) -> 
   return {m.name: sums[m.sums][m.sum] / sums[m.sums]['count'] for m in metrics}
 
 
+def label(name: str) -> str:
+  """How people read a metric of the eval row (R̂, R̂aug, test loss, ...)."""
+  return next(m.label for m in EVAL_METRICS + PHASE_END_METRICS if m.name == name)
+
+
 def log_line(row: dict) -> str:
   """The eval log line's metrics: 'test_top1 0.9861 test_loss 0.0512 ...'."""
   return ' '.join(f'{m.name} {row[m.name]:.4f}' for m in EVAL_METRICS if m.log)

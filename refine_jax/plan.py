@@ -219,3 +219,43 @@ def resolve(spec: Spec, num_train_examples: int, build_ops: Optional[BuildOps] =
               save_steps=_save_steps(spec.checkpoints.every, phases, forks, spe), keep_steps=frozenset(ends) | forks,
               log_every=spec.log_every, seed=spec.seed, lr=whole('lr'), mix_gamma=whole('mix_gamma'),
               mix_prob=whole('mix_prob'), aug_prob=whole('aug_prob'), eval_ops=lambda: eval_ops(1.0))
+
+
+def describe(plan: Plan, num_train_examples: int) -> list[str]:
+  """The plan in words, a line each (`--dry_run`): the steps, and per phase its span, learning rate at each
+  change, mixing and host ops; the evals and checkpoints."""
+  import numpy as np
+  spec, spe = plan.spec, plan.steps_per_epoch
+  ep = lambda s: f'{s / spe:g}'  # noqa: E731
+  out = [f'{plan.total_steps} steps = {plan.total_steps / spe:g} epochs of {spe} steps: {spec.data.dataset} '
+         f'{spec.data.train_split!r} ({num_train_examples} examples, batch {spec.batch_size}; '
+         f'{num_train_examples - spe * spec.batch_size} left out of each epoch)']
+  for p, ps in zip(plan.phases, spec.phases):
+    out.append(f'phase {p.name}: epochs {ep(p.start)}..{ep(p.end)}, steps {p.start}..{p.end} ({p.num_steps} steps)')
+    lr = np.asarray(p.lr(np.arange(p.start, p.end)), np.float64)
+    changes = [0] + [i for i in range(1, len(lr)) if lr[i] != lr[i - 1]]
+    if len(changes) <= 6:
+      rates = ', '.join(f'{lr[i]:.4g} from epoch {ep(p.start + i)}' for i in changes)
+    else:
+      rates = f'{lr[0]:.4g} at the start, {lr[len(lr) // 2]:.4g} at mid-phase, {lr[-1]:.4g} at the last step'
+    out.append(f'  lr ({ps.lr.schedule}): {rates}')
+    g0, g1 = float(p.mix_gamma(p.start)), float(p.mix_gamma(p.end - 1))
+    q0, q1 = float(p.mix_prob(p.start)), float(p.mix_prob(p.end - 1))
+    fade = f', fading to γ {g1:.3g} / probability {q1:.3g} at its last step' if (g0, q0) != (g1, q1) else ''
+    mix = 'none' if p.mix.kind == 'none' else f'{p.mix.kind}, λ ~ Beta({g0:g}, {g0:g}), probability {q0:g}{fade}'
+    out.append(f'  on-device mixing: {mix}')
+    a0, a1 = float(p.aug_prob(p.start)), float(p.aug_prob(p.end - 1))
+    out.append(f'  host ops: {p.pp!r}' + (f' (augmentation probability {a0:g} → {a1:g})' if a0 != a1 else ''))
+  saves = sorted(plan.save_steps)
+  out.append(f'evals: {len(plan.eval_steps)} (steps {_steps_list(plan.eval_steps)}), with R̂ / R̂aug on '
+             f'{spec.eval.diag_examples} training examples and, at each phase end, '
+             + ('none' if spec.eval.phase_end_examples == 0 else 'the whole training split'
+                if spec.eval.phase_end_examples is None else f'its first {spec.eval.phase_end_examples}'))
+  out.append(f'checkpoints: {len(saves)} (steps {_steps_list(saves)}); the newest {spec.checkpoints.keep} kept, and '
+             f'steps {_steps_list(plan.keep_steps)}')
+  return out
+
+
+def _steps_list(steps) -> str:
+  s = sorted(steps)
+  return ', '.join(map(str, s)) if len(s) <= 8 else f'{", ".join(map(str, s[:3]))}, ..., {", ".join(map(str, s[-2:]))}'

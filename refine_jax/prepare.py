@@ -56,3 +56,20 @@ def check_sizes(plan: plan_lib.Plan, train: sources.Split, test: sources.Split) 
     pipeline.check_sizes(*args)
   for args in checks:  # image_size: what every phase and the eval give the model, for every dataset
     pipeline.check_image_size(*args, data.image_size)
+
+
+def describe(config: ml_collections.ConfigDict) -> list[str]:
+  """`--dry_run`: the resolved plan of `config` in words, and the paper row it names, from the split's size alone
+  (no image read, no array built, nothing written)."""
+  from refine_jax import paper
+  spec = spec_of(config, devices=False)
+  n = sources.count(spec.data, train=True)
+  plan = plan_lib.resolve(spec, n)
+  out = plan_lib.describe(plan, n)
+  if spec.paper_row is None:
+    out.append('paper row: none (an extension of the paper)')
+  else:
+    row = paper.row(spec.paper_row)
+    values = ', '.join(f'{paper.COLUMNS[row.table][k]}: {v:g}' for k, v in row.values.items())
+    out.append(f'paper row: {row.key} ({paper.TITLES[row.table].split(":")[0]}): {values}')
+  return out

@@ -81,7 +81,9 @@ def save_grid(rows: list[tuple[str, np.ndarray]], out: str) -> None:
 
 def main(argv) -> None:
   del argv
-  from refine_jax import prepare
+  from refine_jax import config as config_lib
+  from refine_jax import prepare, registries
+  config_lib.validate(_CONFIG.value, registries.light())  # the names and values that need no heavy import
   spec = prepare.spec_of(_CONFIG.value, devices=False)
   plan, train, _ = prepare.plan_and_splits(spec, check=False)
   save_grid(preview_rows(plan, train, _N.value), _OUT.value)

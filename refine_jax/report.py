@@ -246,9 +246,10 @@ def plot_losses(run: dict, path: str, title: str) -> str:
   rows = run['rows']
   plt, fig, ax = _figure()
   ep = [r['epoch'] for r in rows]
-  ax.plot(ep, [r['train_clean_loss'] for r in rows], '-o', ms=2, label='train, clean (R̂clean)')
-  ax.plot(ep, [r['train_aug_loss'] for r in rows], '-o', ms=2, label='train, augmented (R̂aug)')
-  ax.plot(ep, [r['test_loss'] for r in rows], '-o', ms=2, label='test')
+  for name, label in (('train_clean_loss', f'train, clean ({metrics_lib.label("train_clean_loss")})'),
+                      ('train_aug_loss', f'train, augmented ({metrics_lib.label("train_aug_loss")})'),
+                      ('test_loss', 'test')):
+    ax.plot(ep, [r[name] for r in rows], '-o', ms=2, label=label)
   ax.set_ylabel('cross-entropy')
   return _finish(plt, fig, ax, rows, path, title)
 
@@ -278,8 +279,8 @@ def plot_figure1(runs: Sequence[dict], labels: Sequence[str], path: str) -> str:
     s, col = figure1_series(run), f'C{i}'
     kw = {'color': col, 'linewidth': 4.0 if i == 0 else 1.5, 'alpha': 0.45 if i == 0 else 1.0}
     ax_a.plot(s['epoch'], s['top1'], '-', label=lab, **kw)
-    ax_l.plot(s['epoch'], s['R'], '-', label=f'{lab}: R̂ (clean)', **kw)
-    ax_l.plot(s['epoch'], s['Raug'], '--', label=f'{lab}: R̂aug', **kw)
+    ax_l.plot(s['epoch'], s['R'], '-', label=f'{lab}: {metrics_lib.label("train_clean_loss")}', **kw)
+    ax_l.plot(s['epoch'], s['Raug'], '--', label=f'{lab}: {metrics_lib.label("train_aug_loss")}', **kw)
     if s['refine_starts'] is not None:
       for ax in (ax_a, ax_l):
         ax.axvline(s['refine_starts'], color=col, linestyle=':', linewidth=1.0)

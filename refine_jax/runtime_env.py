@@ -28,16 +28,19 @@ warns when a bfloat16 run on the CPU lacks it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
+import tempfile
 from importlib import metadata
-from typing import Optional
+from typing import Iterator, Optional
 
 YNN_FLAG = '--xla_cpu_experimental_ynn_fusion_type'
 YNN_WORKAROUND = f'{YNN_FLAG}=-reduce'
 _YNN_FIRST_BAD_JAXLIB = (0, 11)  # 0.10.2 computes the reproducer correctly; 0.11.2 and 0.12.0.1 do not
 
-_state = {'ynn': None}  # why the YNN workaround is or is not in force, set by apply()
+_state = {'ynn': None, 'quiet': False}  # set by apply(): the YNN workaround's state, and whether to filter
 
 
 def _version(package: str) -> Optional[tuple[int, ...]]:
@@ -67,10 +70,45 @@ def _apply_ynn(environ) -> str:
   return 'in force'
 
 
+# Quiet by default, where the user has not set the variable: TensorFlow's C++ INFO and WARNING lines off.
+QUIET_DEFAULTS = {'TF_CPP_MIN_LOG_LEVEL': '2'}
+# Lines TensorFlow's native code writes to stderr while it is imported, before any log level applies (TensorFlow
+# issue #100442): dropped by `quiet_native_import` unless the user set TF_CPP_MIN_LOG_LEVEL.
+IMPORT_NOISE = re.compile(r'All log messages before absl::InitializeLog\(\) is called are written to STDERR'
+                          r'|oneDNN custom operations are on')
+
+
 def apply(environ=None) -> None:
   """Sets the package's defaults in `environ` (default: os.environ) where the user has not set them."""
   environ = os.environ if environ is None else environ
   _state['ynn'] = _apply_ynn(environ)
+  _state['quiet'] = 'TF_CPP_MIN_LOG_LEVEL' not in environ
+  for k, v in QUIET_DEFAULTS.items():
+    environ.setdefault(k, v)
+
+
+@contextlib.contextmanager
+def quiet_native_import() -> Iterator[None]:
+  """Around an import of TensorFlow: the native stderr (file descriptor 2) goes to a file, and what is not known
+  import noise (`IMPORT_NOISE`) is written back to stderr afterwards, so nothing else is lost. Does nothing where
+  the user set TF_CPP_MIN_LOG_LEVEL (they asked for TensorFlow's own logging)."""
+  if not _state.get('quiet'):
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode='w+b') as f:
+    os.dup2(f.fileno(), 2)
+    try:
+      yield
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      f.seek(0)
+      kept = [l for l in f.read().decode(errors='replace').splitlines(keepends=True) if not IMPORT_NOISE.search(l)]
+      if kept:
+        sys.stderr.write(''.join(kept))
+        sys.stderr.flush()
 
 
 def ynn_workaround() -> str:

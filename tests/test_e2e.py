@@ -129,3 +129,25 @@ def test_phase_boundary_checkpoint_outlives_max_to_keep(tmp_path):
   train.train_and_evaluate(c, str(tmp_path))
   steps = checkpoint.Checkpoints(str(tmp_path / 'checkpoints'), read_only=True).steps()
   assert steps == [12, 21, 24]  # the end of the augmented phase, then the newest two
+
+
+def _snapshot(root: str) -> dict:
+  """Every file under `root`: its bytes' digest and its modification time (ns)."""
+  import hashlib
+  out = {}
+  for d, _, files in os.walk(root):
+    for f in files:
+      p = os.path.join(d, f)
+      with open(p, 'rb') as fh:
+        out[os.path.relpath(p, root)] = (hashlib.sha256(fh.read()).hexdigest(), os.stat(p).st_mtime_ns)
+  return out
+
+
+def test_rerunning_a_finished_run_writes_nothing(demo_run):
+  """Every file of the finished run's workdir is byte-identical with the same mtime after a re-run (no config.json
+  or summary.json rewritten, no TensorBoard event file added), and no file appears or disappears."""
+  w, first, _ = demo_run
+  before = _snapshot(w)
+  p = run_main('digits_demo.py', w)
+  assert json.loads(p.stdout) == json.loads(first.stdout)
+  assert _snapshot(w) == before

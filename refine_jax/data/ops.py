@@ -198,6 +198,12 @@ def build(spec: str, aug_prob: float = 1.0, field: str = 'pp') -> Pipeline:
   return Pipeline(fns, takes_encoded, key=(spec, float(aug_prob)))
 
 
+def parse_spec(spec: str, field: str) -> None:
+  """Parses `spec` and binds each op's arguments to its signature (ConfigError naming the field), building none
+  of the ops: no TensorFlow."""
+  _parse(spec, field)
+
+
 def validate_spec(spec: str, field: str) -> None:
   """Parses and instantiates every op (bad names or arguments raise ConfigError) without running any."""
   build(spec, 1.0, field)

@@ -96,12 +96,15 @@ def _process_range(n: int, process_index: int, process_count: int, drop_remainde
   return int(bounds[process_index]), int(bounds[process_index + 1])
 
 
+DIGITS_TEST = 360  # digits' test split; the train split is the rest (1437 of 1797)
+
+
 def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
   """scikit-learn's bundled 8x8 digits: fixed stratified split (1437 train / 360 test), upscaled, 3 channels."""
   from sklearn.datasets import load_digits
   from sklearn.model_selection import train_test_split
   d = load_digits()
-  idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=360, random_state=0,
+  idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=DIGITS_TEST, random_state=0,
                                          stratify=d.target)
   m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
   name, sl = m.group(1), m.group(2)
@@ -133,6 +136,27 @@ def load(data: DataSpec, *, train: bool, process_index: int = 0, process_count: 
     return Split(len(labels), len(labels), data.synthetic.num_classes, mean, std, images=images, labels=labels)
   return _load_tfds(data, split, train=train, process_index=process_index, process_count=process_count,
                     mean=mean, std=std)
+
+
+def count(data: DataSpec, *, train: bool) -> int:
+  """The examples of the training (`train`) or eval split, counted without reading any image: TFDS's dataset
+  info, digits' and synthetic's sizes, an image folder's file listing (before unreadable files are skipped)."""
+  name, split = data.dataset, data.split(train)
+  base, sl = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split).groups()
+  if name == 'digits':
+    from sklearn.datasets import load_digits
+    total = len(load_digits().target)
+    n = {'train': total - DIGITS_TEST, 'test': DIGITS_TEST}.get(base, 0)
+  elif name == 'synthetic':
+    n = getattr(data.synthetic, SYNTHETIC_SPLITS.get(base, 'eval_examples'))
+  elif name == 'image_folder':
+    n = len(_listing(data, base)[0])
+  else:
+    tensorflow()
+    import tensorflow_datasets as tfds
+    return tfds.builder(name, data_dir=data.data_dir).info.splits[split].num_examples
+  a, b = _slice(n, sl) if sl is not None else (0, n)
+  return b - a
 
 
 def _synthetic(data: DataSpec, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -239,16 +263,9 @@ def _warn_class_mismatch(name: str, classes: list[str], root: str, labels: list[
                     extra, name, n)
 
 
-def _load_image_folder(data: DataSpec, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
-  """Users' own data: DATA_DIR/{split}/CLASS/*.{jpg,png,...}; classes are the sorted folder names of 'train'.
-
-  Every file is decoded once up front (in parallel), so a corrupt one is reported by path before training —
-  or, with `image_folder_skip_corrupt`, left out and counted.
-  """
-  import concurrent.futures
-  tf = tensorflow()
-  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
-  name, sl = m.group(1), m.group(2)
+def _listing(data: DataSpec, name: str) -> tuple[list[str], list[int], list[str]]:
+  """(paths, labels, classes) of split `name` of an image folder: DATA_DIR/name/CLASS/*.{jpg,png,...}, the classes
+  being the sorted folder names of 'train'."""
   root = os.path.join(data.data_dir, name)
   if not os.path.isdir(root):
     raise FileNotFoundError(f'config.data_dir: image folder split {name!r} not found: {root} (expected '
@@ -263,6 +280,21 @@ def _load_image_folder(data: DataSpec, split: str, *, train: bool, process_index
       if f.lower().endswith(_IMAGE_EXTENSIONS):
         paths.append(os.path.join(d, f))
         labels.append(i)
+  return paths, labels, classes
+
+
+def _load_image_folder(data: DataSpec, split: str, *, train: bool, process_index: int, process_count: int) -> Split:
+  """Users' own data: DATA_DIR/{split}/CLASS/*.{jpg,png,...}; classes are the sorted folder names of 'train'.
+
+  Every file is decoded once up front (in parallel), so a corrupt one is reported by path before training —
+  or, with `image_folder_skip_corrupt`, left out and counted.
+  """
+  import concurrent.futures
+  tf = tensorflow()
+  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
+  name, sl = m.group(1), m.group(2)
+  root = os.path.join(data.data_dir, name)
+  paths, labels, classes = _listing(data, name)
   with concurrent.futures.ThreadPoolExecutor(max(4, os.cpu_count() or 1)) as pool:
     problems, sizes = zip(*pool.map(_check_image, paths)) if paths else ((), ())
   bad = [(p, why) for p, why in zip(paths, problems) if why]
