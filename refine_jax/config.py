@@ -69,9 +69,10 @@ def validate(config: ml_collections.ConfigDict, registries: Registries, *, num_d
     _check_choice('dataset', config.dataset, datasets,
                   rest=f'{", ".join(builtin)} or a TFDS builder name ({len(datasets) - len(builtin)} of them; '
                   "list them: python -c 'import tensorflow_datasets as tfds; print(tfds.list_builders())')")
+  name_known = config.dataset in builtin or registries.datasets is not None  # else asked after the heavy imports
   if config.dataset == 'synthetic':
     _check_synthetic(config)
-  elif config.dataset != 'digits' and config.data_dir is None and not config.download:
+  elif config.dataset != 'digits' and name_known and config.data_dir is None and not config.download:
     raise ConfigError('data_dir', f'dataset {config.dataset!r} needs data_dir (a TFDS data directory) '
                       'or download=True')
   _check_choice('model', config.model, tuple(registries.models))
