@@ -1,5 +1,6 @@
-"""The README's configs table against the configs and refine_jax/paper.py: every config file is listed, and each
-row's "paper numbers" are its configs' paper rows, in the order the README gives them."""
+"""The configs table (docs/configs.md) against the configs and refine_jax/paper.py: every config file is listed, and
+each row's "paper numbers" are its configs' paper rows, in the order the table gives them; the README front door
+stays short and links what moved to docs/."""
 from __future__ import annotations
 
 import glob
@@ -16,9 +17,8 @@ NUMBER = re.compile(r'-?\d+(?:\.\d+)?')
 
 
 def _config_rows() -> list[list[str]]:
-  """The cells of each row of the table under '## Configs' whose first column names config files."""
-  text = open(os.path.join(ROOT, 'README.md')).read()
-  section = text.split('\n## Configs\n', 1)[1].split('\n## ', 1)[0]
+  """The cells of each row of docs/configs.md's table whose first column names config files."""
+  section = open(os.path.join(ROOT, 'docs', 'configs.md')).read().split('\n## Fields\n', 1)[0]
   rows = []
   for line in section.splitlines():
     cells = [c.strip() for c in line.strip().strip('|').split('|')]
@@ -51,7 +51,7 @@ def test_every_config_file_is_in_the_table():
   listed = [f for cells in _config_rows() for f in _files(cells[0])]
   files = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
                  if not os.path.basename(p).startswith(('_', 'common')))
-  assert sorted(listed) == files, 'README configs table vs configs/'
+  assert sorted(listed) == files, 'docs/configs.md table vs configs/'
   assert len(listed) == len(set(listed)), 'a config listed twice'
 
 
@@ -86,7 +86,7 @@ def test_no_doc_says_a_table_could_not_be_read():
 
 def test_rows_without_configs_are_listed_with_their_numbers():
   """Table 2, Table 6 and the P-DARTS number: the README's small table gives paper.py's values, in order."""
-  text = open(os.path.join(ROOT, 'README.md')).read().split('\n## Configs\n', 1)[1].split('\n## ', 1)[0]
+  text = open(os.path.join(ROOT, 'docs', 'configs.md')).read().split('\n## Fields\n', 1)[0]
   cells = {line.split('|')[1].strip().split(',')[0].split(' (')[0]: line.split('|')[2]
            for line in text.splitlines() if line.startswith(('| Table 2', '| Table 6', '| text, P-DARTS'))}
   assert set(cells) == {'Table 2', 'Table 6', 'text'}
@@ -95,3 +95,16 @@ def test_rows_without_configs_are_listed_with_their_numbers():
     want = [r.values[c] for r in rows for c in paper_lib.COLUMNS[table] if c in r.values]
     got = [float(v) for v in NUMBER.findall(cells[key])]
     assert got == want, (key, cells[key])
+
+
+def test_the_readme_is_a_short_front_door_whose_links_resolve():
+  """At most 160 lines; every relative link (docs/, bench/) names a file that exists; every config pattern of its
+  reproduce table names at least one config file."""
+  text = open(os.path.join(ROOT, 'README.md')).read()
+  assert len(text.splitlines()) <= 160, len(text.splitlines())
+  links = re.findall(r'\]\(([^)#:]+)\)', text)
+  assert links and all(os.path.isfile(os.path.join(ROOT, l)) for l in links), links
+  for cell in re.findall(r'`((?:cifar|tinyimagenet|imagenet)[^`]*\.py)`', text):
+    pattern = re.sub(r'\{([^}]*)\}', lambda m: '(' + m.group(1).replace(',', '|') + ')', cell).replace('*', '.*')
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))]
+    assert any(re.fullmatch(pattern, n) for n in names), cell
