@@ -44,7 +44,7 @@ def test_a_bad_value_is_one_line_on_stdout_and_stderr_together_and_nothing_is_cr
 
 def test_the_heavy_modules_are_not_imported_before_a_value_error():
   code = ('import sys\nfrom refine_jax import cli, main\n'
-          'sys.argv = ["main", "--config=%s", "--workdir=/nonexistent/w", "--config.phases.augmented.mix.kind=mixdown"]\n'
+          'sys.argv = ["main", "--config=%s", "--workdir=/nonexistent/w", "--config.phases.augmented.mix.kind=mix_up"]\n'
           'try:\n  cli.run(main.main, trains=True)\nexcept SystemExit as e:\n'
           '  heavy = sorted(m for m in ("jax", "tensorflow", "flax", "tensorflow_datasets") if m in sys.modules)\n'
           '  print("EXIT", e.code, heavy)\n') % DEMO
