@@ -174,6 +174,13 @@ def check_workdir_path(workdir: str) -> None:
   except OSError as e:
     what = 'write to' if parent == path else f'create {workdir} in'
     usage_error(f'--workdir: cannot {what} {parent}: {e.strerror}')
+  for name in workdir_lib.RUN_FILES:  # each file the run rewrites or appends to, opened for appending: no write
+    try:
+      if os.path.lexists(os.path.join(path, name)):
+        open(os.path.join(path, name), 'a').close()  # noqa: SIM115 - a probe: nothing is written
+    except OSError as e:
+      usage_error(f'--workdir: cannot write {os.path.join(path, name)}: {e.strerror} (the run appends to it or '
+                  'rewrites it); make it writable, or use another --workdir')
 
 
 class OpenMpiProcess(NamedTuple):

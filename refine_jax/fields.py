@@ -42,8 +42,9 @@ class Role(enum.Enum):
 RESUME_MAY_DIFFER = frozenset({Role.BOOKKEEPING, Role.LABEL})
 FORK_MAY_DIFFER = frozenset({Role.BOOKKEEPING, Role.LABEL})
 SAME_EXPERIMENT_MAY_DIFFER = frozenset({Role.BOOKKEEPING, Role.SEED})
-# Recorded in config.json beside the fields (not a field: no one sets it): a fork's parent and step.
-RECORDS = {'forked_from': Role.BOOKKEEPING}
+# Recorded in config.json beside the fields (not fields: no one sets them): a fork's parent and step, and what the
+# training data was (`sources.fingerprint`; a fork compares it with its parent's).
+RECORDS = {'forked_from': Role.BOOKKEEPING, 'train_data': Role.BOOKKEEPING}
 
 Check = Callable[[Any, str], None]  # (value, path) -> None; raises ConfigError naming `path`
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Optional
 
 import ml_collections
 import numpy as np
@@ -57,6 +58,20 @@ def check_fields(parent: dict, child: dict) -> None:
     more = f' (and {", ".join(x[0] for x in d[1:])})' if d[1:] else ''
     raise ConfigError(k, f'{a!r} in the parent, {b!r} in the fork{more}: a fork may change only what comes after '
                       'its step')
+
+
+def check_data(parent: Optional[dict], child: dict) -> None:
+  """Refuses a fork whose training data is not its parent's (`sources.fingerprint`: an image folder that gained,
+  lost or changed a file; another TFDS version): the rows and the state it inherits came from the parent's data."""
+  if parent is None:
+    logging.warning('the parent recorded no fingerprint of its training data (a run from before they were '
+                    'recorded): the fork cannot check that it trains on the same data')
+    return
+  if parent != child:
+    raise ConfigError('data_dir', f'the training data differs from the parent\'s ({child["examples"]} examples, '
+                      f'digest {child["digest"][:12]}, against {parent["examples"]}, {parent["digest"][:12]} in the '
+                      'parent): a fork must train on its parent\'s data before its step; allowed: the data the '
+                      'parent trained on')
 
 
 def _spans(plan, s: int) -> list[tuple]:
@@ -133,6 +148,7 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   if parent_dict is None:
     raise ForkError('from', f'{parent_dir} holds no run (no {workdir_lib.CONFIG})')
   check_fields(parent_dict, child_spec.as_dict())
+  check_data(parent_dict.get('train_data'), sources.fingerprint(child_spec.data))
   n = sources.load(child_spec.data, train=True).num_examples_global
   parent, child = plan_lib.resolve(spec_lib.from_dict(parent_dict), n), plan_lib.resolve(child_spec, n)
   spe = child.steps_per_epoch

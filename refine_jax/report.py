@@ -108,6 +108,21 @@ def group_runs(runs: Sequence[dict]) -> list[list[dict]]:
   return groups
 
 
+def check_distinct(groups: Sequence[list[dict]]) -> None:
+  """Refuses a group holding the same run twice: one workdir given twice, or two runs of one experiment and one
+  seed (a fork and a run from scratch of the same config train the same bits), which would count as two seeds."""
+  for g in groups:
+    seen: dict = {}
+    for r in g:
+      key = fields.plain(r['config'].get('seed'))
+      if key in seen:
+        other = seen[key]['workdir']
+        what = 'is given twice' if other == r['workdir'] else f'and {other} are the same run'
+        raise BadInput(f'{r["workdir"]} {what} (one experiment, seed {key}): a report counts each run once, and '
+                       'the seeds of a group are its replicates; pass each run once')
+      seen[key] = r
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, Optional[float], int]:
   """(mean, sample std with ddof=1 or None for a single value, n)."""
   vals = [float(v) for v in values]
@@ -310,13 +325,14 @@ def build_report(workdirs: Sequence[str], out_dir: str, figure1: Sequence[str] =
   if stray or len(figure1) == 1:
     raise BadInput('--figure1: give two or more of the report\'s workdirs' +
                      (f'; not among them: {", ".join(stray)}' if stray else ''))
-  os.makedirs(out_dir, exist_ok=True)
   runs = [load_run(w) for w in workdirs]
   empty = [r['workdir'] for r in runs if not r['rows']]
   runs = [r for r in runs if r['rows']]
   if not runs:
     raise BadInput('no workdir has evaluations in metrics.jsonl: ' + ', '.join(empty))
   groups = group_runs(runs)
+  check_distinct(groups)
+  os.makedirs(out_dir, exist_ok=True)
   desc = group_descriptions(groups)
   stats = [[{p: metrics_lib.phase_summary(phase_rows(r['rows'], p)) for p in PHASES} for r in g] for g in groups]
 

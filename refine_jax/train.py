@@ -68,6 +68,7 @@ def set_up(config: ml_collections.ConfigDict, workdir: str) -> 'Run':
     record, old = spec.as_dict(), workdir_lib.read_config(workdir) or {}
     if 'forked_from' in old:  # a forked run stays one when `main` resumes it
       record.setdefault('forked_from', old['forked_from'])
+    record['train_data'] = sources.fingerprint(spec.data)  # what a fork of this run must train on
     workdir_lib.write_json(workdir_lib.path(workdir, workdir_lib.CONFIG), record, if_changed=True)
   return run
 

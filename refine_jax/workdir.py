@@ -30,6 +30,7 @@ SUMMARY = 'summary.json'
 TIMING = 'timing.json'
 TENSORBOARD = 'tensorboard'
 CHECKPOINTS = 'checkpoints'
+RUN_FILES = (CONFIG, METRICS, SUMMARY, TIMING)  # the files a run rewrites or appends to
 
 
 def is_writer() -> bool:

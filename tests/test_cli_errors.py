@@ -97,3 +97,23 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, case):
   assert {k: _snapshot(v) for k, v in workdirs.items()} == before
   if parent_before is not None:  # no probe or half-made workdir left beside it
     assert sorted(os.listdir(parent)) == parent_before
+
+
+def test_an_unwritable_metrics_file_is_refused_with_the_workdir_check(tmp_path):
+  """An immutable metrics.jsonl (root cannot write it either) once passed the workdir check and failed at the first
+  eval with a traceback; now it is named at once, exit 2, and nothing is written."""
+  import shutil
+  w = tmp_path / 'w'
+  w.mkdir()
+  (w / 'metrics.jsonl').write_text('{"step": 1}\n')
+  if shutil.which('chattr') is None or subprocess.run(['chattr', '+i', str(w / 'metrics.jsonl')]).returncode:
+    pytest.skip('chattr +i is not available here')
+  try:
+    p = subprocess.run([sys.executable, '-m', 'refine_jax.main', f'--config={DEMO}', f'--workdir={w}'], cwd=ROOT,
+                       env=env_for(), capture_output=True, text=True, timeout=300)
+  finally:
+    subprocess.run(['chattr', '-i', str(w / 'metrics.jsonl')])
+  assert p.returncode == 2, p.stderr[-2000:]
+  lines = [l for l in p.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith(f'error: --workdir: cannot write {w / "metrics.jsonl"}'), lines
+  assert sorted(os.listdir(w)) == ['metrics.jsonl'] and (w / 'metrics.jsonl').read_text() == '{"step": 1}\n'

@@ -193,3 +193,39 @@ def test_fork_on_a_folder_with_a_corrupt_image_exits_2_with_one_line_like_main(t
     assert 'Traceback' not in p.stderr
     errors[cmd[0]] = lines[0]
   assert errors['refine_jax.main'] == errors['refine_jax.fork']
+
+
+def test_a_fork_whose_folder_gained_an_image_exits_2_naming_data_dir(tmp_path):
+  """The parent records its training data's fingerprint (file names and sizes); a fork of a folder that gained a
+  file since is refused before anything is written, naming data_dir. The same fork of the unchanged folder runs."""
+  import json
+  import shutil
+  import subprocess
+  import sys
+  from tests.conftest import ROOT, env_for
+  root = _make_folder(str(tmp_path / 'data'), per_class=(16, 4))
+  parent = str(tmp_path / 'parent')
+  args = ['--config.dataset=image_folder', f'--config.data_dir={root}', '--config.eval_split=val',
+          '--config.phases.augmented.pp=resize(16)', '--config.pp_eval=resize(16)', '--config.batch_size=16',
+          '--config.eval_batch_size=12', '--config.diag_examples=12', '--config.phases.augmented.steps=4',
+          '--config.eval_every_steps=2', '--config.checkpoint_every_steps=2',
+          '--config.phases.augmented.lr.boundaries_epochs=()', "--config.phase_order=('augmented',)"]
+  run_main('digits_demo.py', parent, *args)
+  assert json.loads(open(os.path.join(parent, 'config.json')).read())['train_data']['examples'] == 48
+
+  def fork(workdir):  # at step 2 of 3 steps per epoch, where the parent saved a checkpoint
+    cmd = [sys.executable, '-m', 'refine_jax.fork', f'--config={ROOT}/configs/digits_demo.py', f'--from={parent}',
+           '--at_epoch=0.6666667', f'--workdir={workdir}', *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env_for(), capture_output=True, text=True, timeout=600)
+  p = fork(str(tmp_path / 'same'))
+  assert p.returncode == 0, p.stderr[-3000:]
+  cat = os.path.join(root, 'train', 'digit_1')
+  first = sorted(os.listdir(cat))[0]
+  shutil.copy(os.path.join(cat, first), os.path.join(cat, 'zz_new.jpg'))
+  w = tmp_path / 'gained'
+  p = fork(str(w))
+  assert p.returncode == 2, p.stderr[-3000:]
+  err = [l for l in p.stderr.splitlines() if l.startswith('error:')]
+  assert len(err) == 1 and err[0].startswith('error: config.data_dir: the training data differs'), p.stderr[-3000:]
+  assert '49 examples' in err[0] and 'against 48' in err[0]
+  assert not w.exists() or not os.listdir(w)

@@ -416,7 +416,7 @@ def test_figure1_draws_the_named_runs_side_by_side(tmp_path):
   from refine_jax import report
   trunk, trunk_rows = _hand_run(tmp_path, 'mixup', ['augmented'] * 4)
   fork, fork_rows = _hand_run(tmp_path, 'mixup_ref', ['augmented'] * 4 + ['refine'] * 2, refine_epochs=2)
-  other, _ = _hand_run(tmp_path, 'standard', ['augmented'] * 4, mix='none')
+  other, _ = _hand_run(tmp_path, 'standard', ['augmented'] * 4, model='resnet_tiny')  # another experiment
   # What is drawn is the rows, as they are in metrics.jsonl; refinement starts at the last augmented eval.
   s = report.figure1_series(report.load_run(fork))
   assert s['epoch'] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and s['refine_starts'] == 4.0
@@ -443,3 +443,20 @@ def test_figure1_draws_the_named_runs_side_by_side(tmp_path):
     p = _cli('refine_jax.report', trunk, fork, f'--out={out2}', *bad)
     assert p.returncode == 2 and '--figure1' in p.stderr and why in p.stderr, p.stderr
     assert not out2.exists()
+
+
+def test_the_same_run_twice_is_refused_naming_it(tmp_path):
+  """`report W W`, or a copy of a run beside it (one experiment, one seed), would count as two seeds ("± 0.00");
+  refused, naming the runs, nothing written. Two seeds of one experiment are a group of two."""
+  import shutil
+  a, _ = _hand_run(tmp_path, 'a', ['augmented'] * 3)
+  b = str(tmp_path / 'b')
+  shutil.copytree(a, b)
+  for args, words in (([a, a], 'is given twice'), ([a, b], 'are the same run')):
+    out = tmp_path / 'out'
+    p = _cli('refine_jax.report', *args, f'--out={out}')
+    assert p.returncode == 2 and words in p.stderr and 'seed 0' in p.stderr, p.stderr[-2000:]
+    assert not out.exists()
+  c, _ = _hand_run(tmp_path, 'c', ['augmented'] * 3, seed=1)
+  p = _ok(_cli('refine_jax.report', a, c, f'--out={tmp_path / "ok"}'))
+  assert '| G1 | 2 |' in (tmp_path / 'ok' / 'report.md').read_text()

@@ -159,6 +159,30 @@ def count(data: DataSpec, *, train: bool) -> int:
   return b - a
 
 
+def fingerprint(data: DataSpec) -> dict:
+  """What the training split is, to tell whether two runs train on the same data without reading any image:
+  {'examples': n, 'digest': SHA-256 of its identity}. An image folder's identity is its files' names and sizes
+  (relative to data_dir, so a moved folder keeps it); a TFDS split's is the builder's full name (name, config,
+  version) and the split string; digits' and synthetic's are their sizes and what makes them (image size, seed)."""
+  import hashlib
+  name, split = data.dataset, data.train_split
+  if name == 'image_folder':
+    base = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split).groups()
+    paths = _listing(data, base[0])[0]
+    if base[1] is not None:
+      a, b = _slice(len(paths), base[1])
+      paths = paths[a:b]
+    ident = [(os.path.relpath(p, data.data_dir), os.path.getsize(p)) for p in paths]
+  elif name in ('digits', 'synthetic'):
+    ident = [name, split, data.image_size] + ([data.seed, data.synthetic.num_classes] if name == 'synthetic' else [])
+  else:
+    tensorflow()
+    import tensorflow_datasets as tfds
+    ident = [tfds.builder(name, data_dir=data.data_dir).info.full_name, split]
+  digest = hashlib.sha256(repr(ident).encode()).hexdigest()
+  return {'examples': count(data, train=True), 'digest': digest}
+
+
 def _synthetic(data: DataSpec, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
   """Random uint8 images (`image_size` square, 3 channels) and labels uniform over `synthetic.num_classes`, made
   by numpy from (seed, split name): the same on every process and in every run of the seed. A slice ('train[:512]')
