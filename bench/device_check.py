@@ -96,9 +96,11 @@ def host_batch(batch: int, size: int, classes: int):
 
 
 def write_json(path: str, obj) -> None:
+  """Strict JSON (a value that could not be measured is null, never NaN), written whole."""
+  from refine_jax import workdir
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=1)
+    json.dump(workdir.finite_or_none(obj), f, indent=1, allow_nan=False)
   os.replace(tmp, path)
 
 

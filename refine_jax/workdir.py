@@ -14,6 +14,7 @@ Train, fork, export, analyze and report all reach a workdir's files through this
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Optional
 
@@ -55,6 +56,18 @@ def dumps(obj: Any, **kw) -> str:
   """JSON as every file of a run holds it: sorted keys, and strict (NaN or inf raise ValueError: the loop stops a
   run at a non-finite metric before writing it, so none can reach a file)."""
   return json.dumps(obj, sort_keys=True, allow_nan=False, **kw)
+
+
+def finite_or_none(obj: Any) -> Any:
+  """`obj` with every non-finite float replaced by None (JSON null): for measurements where "not measured" is the
+  honest value (a benchmark's ratio without a denominator), so that they too can be written as strict JSON."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: finite_or_none(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_or_none(v) for v in obj]
+  return obj
 
 
 def _write_atomic(p: str, text: str) -> None:
