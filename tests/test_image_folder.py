@@ -284,8 +284,9 @@ def _encoded(kind: str) -> bytes:
   rgb = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
   fmt, im = {'jpeg': ('JPEG', Image.fromarray(rgb)), 'gray_jpeg': ('JPEG', Image.fromarray(rgb[..., 0])),
              'cmyk_jpeg': ('JPEG', Image.fromarray(rgb).convert('CMYK')), 'png': ('PNG', Image.fromarray(rgb)),
-             'png16': ('PNG', Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)), 'gif': ('GIF', Image.fromarray(rgb)),
-             'bmp': ('BMP', Image.fromarray(rgb)), 'tiff': ('TIFF', Image.fromarray(rgb)),
+             'png16': ('PNG', Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)),
+             'gif': ('GIF', Image.fromarray(rgb)), 'bmp': ('BMP', Image.fromarray(rgb)),
+             'tiff': ('TIFF', Image.fromarray(rgb)),
              'progressive_jpeg': ('JPEG', Image.fromarray(rgb))}.get(kind.replace('truncated_', ''), (None, None))
   if fmt is None:
     return {'empty': b'', 'text': b'not an image\n'}[kind]

@@ -12,8 +12,9 @@ the very same pixels.
 
 Streamed sources hand over encoded bytes: a spec whose first op takes them (`decode`, `inception_crop`, which
 decodes only the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first
-(`tf.io.decode_image`). `decoders(specs)` gives those decodes as whole-image functions, which the image-folder
-source runs on every file at start-up, so that a file passes that check if and only if training can decode it. All
+(`tf.io.decode_image`). `decoders(specs)` gives those decodes as whole-image functions (inception_crop's with the
+window of the whole image: every byte a crop may read), which the image-folder source runs on every file at
+start-up, so that no file passes that check and fails to decode in training. All
 randomness is stateless, so an example's augmentation is a pure function of (run seed, epoch, position) and a
 resumed run sees the very same pixels. Normalisation happens on device, so the host ships uint8 (4x less data).
 

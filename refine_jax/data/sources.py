@@ -212,8 +212,10 @@ def _check_images(paths: list[str], decoders: tuple[Callable, ...]) -> list[tupl
   """For each file, (None, (height, width)) if every one of `decoders` (training's, `ops.decoders`) decodes it,
   else (TensorFlow's reason, None).
 
-  All files go through one parallel tf.data map (TensorFlow's threads, no GIL, ~10 µs a file besides the
-  decode), which drops those that fail; only those are decoded again, one by one, for the verdict and reason."""
+  All files go through one parallel tf.data map (TensorFlow's own threads, no GIL; one graph per file, so that
+  inception_crop's decode costs no eager op dispatches), which drops those that fail; only those are decoded
+  again, one by one and eagerly, for the verdict and the reason. bench/bench_image_check.py times it against
+  the PIL check it replaced."""
   tf = tensorflow()
   table = tf.constant(paths or [''])
 
@@ -266,10 +268,10 @@ def _load_image_folder(data: DataSpec, split: str, *, train: bool, pp: Sequence[
                        process_count: int) -> Split:
   """Users' own data: DATA_DIR/{split}/CLASS/*.{jpg,png,...}; classes are the sorted folder names of 'train'.
 
-  Every file is decoded once up front (in parallel, `_check_images`) by TensorFlow, as training will decode it
-  under `pp` (`ops.decoders`): a file that training could not decode
-  (corrupt, or TIFF named .jpg) is reported by path before training — or, with `image_folder_skip_corrupt`,
-  left out and counted. The decoded sizes are kept for the size checks.
+  Every file is decoded up front (in parallel, `_check_images`) by TensorFlow as training will decode it under
+  `pp` (`ops.decoders`), so a file that training could not decode (corrupt, or a TIFF named .jpg, which PIL
+  reads) is reported by path before training — or, with `image_folder_skip_corrupt`, left out and counted. The
+  decoded sizes are kept for the size checks.
   """
   tf = tensorflow()
   m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
