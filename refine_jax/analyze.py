@@ -60,11 +60,12 @@ from etils import epath
 from refine_jax import checkpoint
 from refine_jax import cli
 from refine_jax import plan as plan_lib
+from refine_jax import prepare
 from refine_jax import spec as spec_lib
 from refine_jax import steps
 from refine_jax import workdir as workdir_lib
 from refine_jax.data import ops as ops_lib
-from refine_jax.data import pipeline, sources
+from refine_jax.data import pipeline
 from refine_jax.errors import BadInput
 
 SPECTRUM_PANEL_IN, SPECTRUM_DPI = (5.0, 4.0), 100  # per panel: 2 rows x (runs + 1) columns
@@ -145,7 +146,7 @@ def load_examples(config: dict, examples: Optional[int] = None):
   """(train Split, eval op, count): the run's training split under the eval preprocessing (its plan's); count
   is the whole split, or its first `examples`."""
   spec = spec_lib.from_dict(config)
-  split = sources.load(spec.data, train=True)
+  split = prepare.split(spec, train=True)
   plan = plan_lib.resolve(spec, split.num_examples_global, ops_lib.build)
   n = split.num_examples if examples is None else min(int(examples), split.num_examples)
   return split, plan.eval_ops(), n

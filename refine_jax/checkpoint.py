@@ -3,12 +3,14 @@
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a process killed
 mid-write leaves no half checkpoint behind. Saves are asynchronous: `save` returns once the state is copied to
 the host (and its checksum taken from that same state), the write and the rename finish in a background thread
-while training goes on; the next `save`, `wait` and `close` wait for it. A checkpoint that is nevertheless unreadable (truncated by a failing
-disk, say) or fails its integrity check (the SHA-256 of the state's bytes, saved as the JSON item
-'integrity' beside the record, and finiteness) is set
-aside with a warning and the one before it is used. A checkpoint that does not fit the target (other tensor
-names, shapes or dtypes: another model) is not damaged: restoring raises `Mismatch`, before anything is read or
-moved. Every process takes part in saves.
+while training goes on; the next `save`, `wait` and `close` wait for it. A checkpoint that is nevertheless unreadable
+(truncated by a failing disk, its metadata file missing or damaged, say) or fails its integrity check (the SHA-256
+of the state's bytes, saved as the JSON item 'integrity' beside the record, and finiteness) is set aside with a
+warning and the one before it is used; one without an integrity record (saved before checksums were) is used with
+a warning that its bytes were not verified. A checkpoint that does not fit the target is not damaged: when its
+metadata reads (every tensor's name, shape and dtype), differs from the target's (another model), and the
+checkpoint restores as that metadata describes, intact, restoring raises `Mismatch` and nothing is moved. Every
+process takes part in saves.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ class Mismatch(ValueError):
 
 class Corrupt(ValueError):
   """A checkpoint that restores but whose bytes are not those it was saved with, or hold NaN/inf."""
+
+
+class Unreadable(ValueError):
+  """A checkpoint whose metadata Orbax cannot read whole (state/_METADATA missing or damaged, say)."""
 
 
 class Checkpoints:
@@ -82,16 +88,30 @@ class Checkpoints:
     return out['state'], dict(out['meta'])
 
   def check_fits(self, step: int, abstract_state: Any) -> None:
-    """Raises Mismatch if the checkpoint's own metadata (tensor names, shapes, dtypes) differs from the target's.
-    Metadata that cannot be read raises something else (an unreadable checkpoint)."""
-    have = {_path_name(k): (tuple(v.shape), np.dtype(v.dtype))
-            for k, v in jax.tree_util.tree_flatten_with_path(self._mngr.item_metadata(step)['state'])[0]}
-    want = {_path_name(k): (tuple(v.shape), np.dtype(v.dtype))
-            for k, v in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
-    for name in [*want, *(n for n in have if n not in want)]:
-      a, b = have.get(name, 'absent'), want.get(name, 'absent')
-      if a != b:
-        raise Mismatch(step, name, _describe(a), _describe(b))
+    """Raises Mismatch when checkpoint `step` holds another model: its metadata reads, its tensors (names, shapes,
+    dtypes) differ from the target's, and it restores as its metadata describes and passes the integrity check
+    (so the difference is not damage). Metadata that cannot be read whole raises Unreadable; a checkpoint that
+    does not restore as its metadata says raises Corrupt or Orbax's error: all three mean a damaged checkpoint."""
+    tree = self._mngr.item_metadata(step)['state']
+    if tree is None:  # Orbax's answer when state/_METADATA is missing or unreadable
+      raise Unreadable(f'checkpoint {step}: Orbax reads no metadata of its state (state/_METADATA missing or '
+                       'damaged)')
+    have, want = _shapes(tree), _shapes(abstract_state)
+    differ = [n for n in [*want, *(n for n in have if n not in want)] if have.get(n, 'absent') != want.get(n, 'absent')]
+    if not differ:
+      return
+    self._restore_as_saved(step, tree, abstract_state)
+    name = differ[0]
+    raise Mismatch(step, name, _describe(have.get(name, 'absent')), _describe(want.get(name, 'absent')))
+
+  def _restore_as_saved(self, step: int, tree: Any, abstract_state: Any) -> None:
+    """Restores checkpoint `step` as its metadata `tree` describes (placed like the target's first tensor) and
+    verifies it (`_verify`): raises unless it is an intact checkpoint of that structure."""
+    first = jax.tree.leaves(abstract_state)[0]
+    sharding = getattr(first, 'sharding', None) or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=sharding), tree)
+    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+    self._verify(step, out['state'])
 
   def restore_verified(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """`restore`, then the checksum (when the checkpoint has one) and finiteness checks; raises Corrupt."""
@@ -100,11 +120,13 @@ class Checkpoints:
     return state, meta
 
   def _verify(self, step: int, state: Any) -> None:
-    """Raises Corrupt when the restored state's bytes differ from the checksum saved with checkpoint `step`
-    (when it has one), or hold NaN/inf."""
+    """Raises Corrupt when the restored state's bytes differ from the checksum saved with checkpoint `step`, or
+    hold NaN/inf; a checkpoint without a checksum is checked for NaN/inf only, with a warning."""
     host = _host_leaves(state)
     saved = self._saved_digest(step)
-    if saved is not None and _digest_of(host) != saved:
+    if saved is None:
+      logging.warning('checkpoint %d has no integrity record; its bytes were not verified', step)
+    elif _digest_of(host) != saved:
       raise Corrupt(f'checkpoint {step}: the state\'s bytes do not match the checksum saved with it '
                     f'({DIGEST} {saved[:12]}...)')
     bad = [n for n, x in host if x.dtype.kind in 'fc' and not np.isfinite(x).all()]
@@ -114,23 +136,19 @@ class Checkpoints:
   def restore_latest(self, abstract_state: Any) -> Optional[tuple[Any, dict]]:
     """The newest good checkpoint, falling back past unreadable or corrupt ones with a warning; None if none.
 
-    A checkpoint that does not fit `abstract_state` raises Mismatch before anything is moved. Unreadable and
-    corrupt ones are moved aside to `<directory>_unreadable/` (kept for inspection): the resumed run saves those
-    steps again, and Orbax refuses to save over an existing step.
+    A checkpoint that does not fit `abstract_state` (`check_fits`: it reads cleanly, and holds another model)
+    raises Mismatch before anything is moved. Unreadable and corrupt ones (a missing metadata file included) are
+    moved aside to `<directory>_unreadable/` (kept for inspection): the resumed run saves those steps again, and
+    Orbax refuses to save over an existing step.
     """
     unreadable, got = [], None
     for step in reversed(self.steps()):
       try:
         self.check_fits(step, abstract_state)
-      except Mismatch:
-        raise
-      except Exception as e:  # noqa: BLE001 - metadata that cannot be read: an unreadable checkpoint
-        self._warn(step, 'is unreadable', e)
-        unreadable.append(step)
-        continue
-      try:
         got = self.restore_verified(step, abstract_state)
         break
+      except Mismatch:
+        raise
       except Corrupt as e:
         self._warn(step, 'fails its integrity check', e)
         unreadable.append(step)
@@ -227,6 +245,11 @@ def _path_name(path) -> str:
     else:
       parts.append(str(k))
   return '.'.join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+  """{name: (shape, dtype)} of the tensors of a target tree or of Orbax's metadata tree."""
+  return {_path_name(k): (tuple(v.shape), np.dtype(v.dtype)) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def _describe(x) -> str:

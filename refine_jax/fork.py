@@ -141,7 +141,6 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   from refine_jax import prepare as prepare_lib
   from refine_jax import spec as spec_lib
   from refine_jax import workdir as workdir_lib
-  from refine_jax.data import sources
   parent_dir = os.path.abspath(parent_dir)
   child_spec = prepare_lib.spec_of(config)
   parent_dict = workdir_lib.read_config(parent_dir)
@@ -149,7 +148,7 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
     raise ForkError('from', f'{parent_dir} holds no run (no {workdir_lib.CONFIG})')
   check_fields(parent_dict, child_spec.as_dict())
   check_data(parent_dict.get('train_data'), sources.fingerprint(child_spec.data))
-  n = sources.load(child_spec.data, train=True).num_examples_global
+  n = prepare_lib.split(child_spec, train=True).num_examples_global
   parent, child = plan_lib.resolve(spec_lib.from_dict(parent_dict), n), plan_lib.resolve(child_spec, n)
   spe = child.steps_per_epoch
   with workdir_lib.open_checkpoints(parent_dir) as src:

@@ -27,11 +27,16 @@ def spec_of(config: ml_collections.ConfigDict, *, devices: bool = True) -> Spec:
   return spec_lib.from_config(config, registries.default(), **counts)
 
 
+def split(spec: Spec, *, train: bool, **kw) -> sources.Split:
+  """The training (`train`) or eval split, its files checked with the decodes of every spec that reads it
+  (`Spec.readers`); `kw`: this process's part (process_index, process_count; default the whole split)."""
+  return sources.load(spec.data, train=train, pp=[pp for _, pp in spec.readers(train)], **kw)
+
+
 def splits(spec: Spec) -> tuple[sources.Split, sources.Split]:
   """This process's training and eval splits."""
   kw = dict(process_index=jax.process_index(), process_count=jax.process_count())
-  train = sources.load(spec.data, train=True, **kw)
-  test = sources.load(spec.data, train=False, **kw)
+  train, test = split(spec, train=True, **kw), split(spec, train=False, **kw)
   logging.info('%s: %d classes, %d train / %d eval images', spec.data.dataset, train.num_classes,
                train.num_examples_global, test.num_examples_global)
   return train, test
@@ -47,15 +52,18 @@ def plan_and_splits(spec: Spec, *, check: bool = True) -> tuple[plan_lib.Plan, s
 
 
 def check_sizes(plan: plan_lib.Plan, train: sources.Split, test: sources.Split) -> None:
-  """Every phase's host ops and pp_eval on each image size of their split, and the size they give against
+  """Every pairing of host ops and split the run uses (`Spec.readers`: each phase's pp and pp_eval on the
+  training split, pp_eval on the eval split) on each image size of the split, and the size they give against
   `image_size`, before anything is written."""
-  data = plan.spec.data
-  checks = [(train, p.host_ops(1.0), p.pp, f'phases.{p.name}.pp', data.train_split) for p in plan.phases]
-  checks.append((test, plan.eval_ops(), plan.spec.eval.pp, 'pp_eval', data.eval_split))
+  spec = plan.spec
+  ops = {f'phases.{p.name}.pp': p.host_ops(1.0) for p in plan.phases}
+  ops['pp_eval'] = plan.eval_ops()
+  checks = [(split_of, ops[field], pp, field, spec.data.split(is_train))
+            for split_of, is_train in ((train, True), (test, False)) for field, pp in spec.readers(is_train)]
   for args in checks:
     pipeline.check_sizes(*args)
   for args in checks:  # image_size: what every phase and the eval give the model, for every dataset
-    pipeline.check_image_size(*args, data.image_size)
+    pipeline.check_image_size(*args, spec.data.image_size)
 
 
 def describe(config: ml_collections.ConfigDict) -> list[str]:

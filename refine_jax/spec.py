@@ -161,6 +161,13 @@ class Spec:
   def phase(self, name: str) -> PhaseSpec:
     return next(p for p in self.phases if p.name == name)
 
+  def readers(self, train: bool) -> tuple[tuple[str, str], ...]:
+    """(field, host-op spec) of every preprocessing the run puts the training (`train`) or eval split through:
+    each phase's pp and also pp_eval on the training split (the R̂ / R̂aug diagnostics and the phase-end Table 2
+    run there), pp_eval on the eval split."""
+    ev = (('pp_eval', self.eval.pp),)
+    return tuple((f'phases.{p.name}.pp', p.pp) for p in self.phases) + ev if train else ev
+
 
 def _duration(node, key: str) -> Duration:
   ek, sk = (f'{key}_epochs', f'{key}_steps') if key else ('epochs', 'steps')

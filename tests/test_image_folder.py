@@ -229,3 +229,152 @@ def test_a_fork_whose_folder_gained_an_image_exits_2_naming_data_dir(tmp_path):
   assert len(err) == 1 and err[0].startswith('error: config.data_dir: the training data differs'), p.stderr[-3000:]
   assert '49 examples' in err[0] and 'against 48' in err[0]
   assert not w.exists() or not os.listdir(w)
+
+
+# --------------------------------------------------------------------------- issue 25: decodes and size pairings
+
+
+def _image_folder(root, sizes: dict, odd: dict = ()) -> str:
+  """ROOT/SPLIT/CLASS/i.jpg, JPEGs of random pixels; sizes: {(split, class): [(h, w), ...]}; odd: {relative path:
+  (PIL format, (h, w))} for files whose content is not what their name says."""
+  rng = np.random.default_rng(0)
+  files = {os.path.join(s, c, f'{i}.jpg'): ('JPEG', hw) for (s, c), shapes in sizes.items()
+           for i, hw in enumerate(shapes)}
+  for rel, (fmt, (h, w)) in {**files, **dict(odd)}.items():
+    os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(os.path.join(root, rel), format=fmt)
+  return root
+
+
+# The issue's BASE, in small: pad_crop(32,4)|flip_lr in both phases, image_size 32, pp_eval '' (the default).
+ISSUE = ['--config.dataset=image_folder', '--config.eval_split=val', '--config.image_size=32',
+         '--config.phases.augmented.pp=pad_crop(32,4)|flip_lr', '--config.phases.refine.pp=pad_crop(32,4)|flip_lr',
+         '--config.batch_size=8', '--config.eval_batch_size=8', '--config.diag_examples=8',
+         '--config.phases.augmented.steps=4', '--config.phases.refine.steps=2']
+SQUARES = {(s, c): [(32, 32)] * n for s, n in (('train', 8), ('val', 4)) for c in ('cat', 'dog')}
+
+
+@pytest.mark.parametrize('side', [40, 24])
+def test_a_train_image_of_another_size_is_refused_for_pp_eval_before_anything_is_written(tmp_path, side):
+  """Issue 25.2: one 40x40 (or 24x24) JPEG among 32x32 ones in train/cat. The phases' pad_crop(32,4) brings it to
+  32x32, but pp_eval ('') runs on the training split too (the R̂ diagnostics, the phase-end Table 2) and would
+  leave it at its size: exit 2 before anything is written, naming pp_eval, the size, the split and the file
+  (it used to train the phase and die at its end in TensorFlow's batching, exit 1, on every re-run)."""
+  root = _image_folder(str(tmp_path / 'data'), SQUARES, {'train/cat/odd.jpg': ('JPEG', (side, side))})
+  w = tmp_path / 'w'
+  p = run_main('digits_demo.py', str(w), f'--config.data_dir={root}', *ISSUE, check=False)
+  assert p.returncode == 2, p.stderr[-3000:]
+  last = p.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: config.pp_eval:'), last
+  assert f'{side}x{side} images of the train split' in last and os.path.join(root, 'train/cat/odd.jpg') in last, last
+  assert 'resize(' in last, last
+  assert not w.exists()
+
+
+def test_a_24px_train_image_is_accepted_when_a_resize_leads_every_spec(tmp_path):
+  """The fix the refusal points to: resize(32) first in both phases' pp and in pp_eval. The run trains; every
+  phase-end Table 2 row counts all 17 training images (the 24x24 one included) and the eval all 8."""
+  root = _image_folder(str(tmp_path / 'data'), SQUARES, {'train/cat/odd.jpg': ('JPEG', (24, 24))})
+  w = str(tmp_path / 'w')
+  pp = 'resize(32)|pad_crop(32,4)|flip_lr'
+  p = run_main('digits_demo.py', w, f'--config.data_dir={root}', *ISSUE, f'--config.phases.augmented.pp={pp}',
+               f'--config.phases.refine.pp={pp}', '--config.pp_eval=resize(32)')
+  assert 'pp_eval: the train split holds images of 2 sizes (24x24: 1, 32x32: 16)' in p.stderr, p.stderr[-3000:]
+  rows = read_rows(w)
+  ends = [r for r in rows if 'phase_end_examples' in r]
+  assert [r['step'] for r in ends] == [4, 6] and all(r['phase_end_examples'] == 17 for r in ends), ends
+  assert all(r['test_count'] == 8 for r in rows)
+
+
+def test_tiff_content_named_jpg_is_refused_up_front_or_skipped_and_counted(tmp_path):
+  """Issue 25.4: a TIFF named .jpg, which PIL reads but TensorFlow (training) does not, with inception_crop in one
+  phase and pad_crop in the other (both of training's decodes run at start-up). Refused before anything is written,
+  naming the file; with image_folder_skip_corrupt it is skipped and counted, and the run trains on the other 16
+  images — among them a PNG named .jpg, which inception_crop decodes whole (not a JPEG: no crop-window decode)."""
+  odd = {'train/cat/tiff.jpg': ('TIFF', (32, 32)), 'train/dog/png.jpg': ('PNG', (32, 32))}
+  sizes = {**SQUARES, ('train', 'dog'): [(32, 32)] * 7}
+  root = _image_folder(str(tmp_path / 'data'), sizes, odd)
+  tiff = os.path.join(root, 'train/cat/tiff.jpg')
+  with Image.open(tiff) as im:  # what the start-up check used to decode with accepts it
+    im.load()
+  args = [f'--config.data_dir={root}', *ISSUE, '--config.phases.augmented.pp=inception_crop(32)|flip_lr',
+          '--config.pp_eval=resize(32)']
+  w = tmp_path / 'w'
+  p = run_main('digits_demo.py', str(w), *args, check=False)
+  assert p.returncode == 2, p.stderr[-3000:]
+  last = p.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: config.data_dir:') and tiff in last and 'image_folder_skip_corrupt' in last, last
+  assert 'cannot decode' in last and 'png.jpg' not in last, last
+  assert not w.exists()
+  p = run_main('digits_demo.py', str(w), *args, '--config.image_folder_skip_corrupt=True')
+  assert re.search(r'skipped 1 corrupt file\(s\) in \S+ that training cannot decode \(first: ' + re.escape(tiff),
+                   p.stderr), p.stderr[-3000:]
+  assert all(r['phase_end_examples'] == 16 for r in read_rows(str(w)) if 'phase_end_examples' in r)
+  assert read_summary(str(w))['total_steps'] == 6
+
+
+def _encoded(kind: str) -> bytes:
+  """A 40x48 image as `kind`: formats TensorFlow decodes, ones it does not, and damaged files."""
+  import io
+  rng = np.random.default_rng(3)
+  rgb = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+  fmt, im = {'jpeg': ('JPEG', Image.fromarray(rgb)), 'gray_jpeg': ('JPEG', Image.fromarray(rgb[..., 0])),
+             'cmyk_jpeg': ('JPEG', Image.fromarray(rgb).convert('CMYK')), 'png': ('PNG', Image.fromarray(rgb)),
+             'png16': ('PNG', Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)),
+             'gif': ('GIF', Image.fromarray(rgb)), 'bmp': ('BMP', Image.fromarray(rgb)),
+             'tiff': ('TIFF', Image.fromarray(rgb)),
+             'progressive_jpeg': ('JPEG', Image.fromarray(rgb))}.get(kind.replace('truncated_', ''), (None, None))
+  if fmt is None:
+    return {'empty': b'', 'text': b'not an image\n'}[kind]
+  buf = io.BytesIO()
+  im.save(buf, format=fmt, **({'progressive': True} if kind == 'progressive_jpeg' else {}))
+  data = buf.getvalue()
+  return data[:len(data) // 3] if kind.startswith('truncated_') else data
+
+
+KINDS = ['jpeg', 'progressive_jpeg', 'gray_jpeg', 'cmyk_jpeg', 'png', 'png16', 'gif', 'bmp', 'tiff', 'truncated_jpeg',
+         'truncated_png', 'empty', 'text']
+
+
+@pytest.mark.parametrize('spec', ['', 'pad_crop(32,4)|flip_lr', 'inception_crop(16)|flip_lr', 'decode|resize(16)'])
+def test_the_start_up_check_passes_a_file_exactly_when_training_decodes_it(tmp_path, spec):
+  """The reference is training itself: a one-file streamed split through `pipeline.train_batches` under `spec`
+  (one epoch; three for inception_crop: three crop windows). The check (`_check_images` with `ops.decoders`) passes
+  a file if and only if those batches come out, and reports PIL's (height, width) for it. Not vacuous: TIFF and
+  the damaged files are refused, the common formats pass; and PIL reads the TIFF (what the check used to use)."""
+  import tensorflow as tf
+  from refine_jax.data import ops, pipeline, sources
+  paths = []
+  for kind in KINDS:
+    paths.append(str(tmp_path / f'{kind}.jpg'))
+    with open(paths[-1], 'wb') as f:
+      f.write(_encoded(kind))
+  verdicts = dict(zip(KINDS, sources._check_images(paths, ops.decoders([spec]))))  # noqa: SLF001
+  op = ops.build(spec)
+  for kind, path in zip(KINDS, paths):
+    split = sources.Split(1, 1, 1, (0.5,) * 3, (0.5,) * 3, stream=lambda seed, path=path: tf.data.Dataset.from_tensors(
+        {'image': tf.io.read_file(path), 'label': tf.constant(0, tf.int32)}))
+    try:
+      batches = pipeline.train_batches(split, lambda e: op, batch=1, steps_per_epoch=1, seed=0, start_step=0)
+      trains = all(next(batches)['image'].ndim == 4 for _ in range(3 if 'inception' in spec else 1))
+    except tf.errors.OpError:
+      trains = False
+    why, size = verdicts[kind]
+    assert (why is None) == trains, (kind, spec, why, trains)
+    if trains:
+      with Image.open(path) as im:
+        assert size == (im.height, im.width), (kind, size)
+  refused = {k for k, (why, _) in verdicts.items() if why}
+  assert {'tiff', 'truncated_jpeg', 'truncated_png', 'empty', 'text'} <= refused, refused
+  assert not refused & {'jpeg', 'progressive_jpeg', 'gray_jpeg', 'png', 'gif', 'bmp'}, refused
+  with Image.open(paths[KINDS.index('tiff')]) as im:
+    im.load()
+
+
+def test_decoders_follow_each_specs_first_op():
+  """inception_crop decodes a JPEG's crop window (decode_and_crop_jpeg), every other spec with decode_image: a
+  split read under both gets both, once each."""
+  from refine_jax.data import ops
+  assert ops.decoders(['', 'pad_crop(32,4)', 'decode|flip_lr']) == ops.decoders([''])
+  both = ops.decoders(['inception_crop(16)|flip_lr', 'resize(16)', 'inception_crop(32)'])
+  assert len(both) == 2 and both[1] == ops.decoders([''])[0] and both[0] == ops.decoders(['inception_crop(8)'])[0]

@@ -145,6 +145,111 @@ def test_init_from_passes_over_a_corrupt_checkpoint_of_the_source_and_moves_noth
   assert _bytes_of(src, 'checkpoints') == before and not os.path.exists(ckpt_dir(src) + '_unreadable')
 
 
+def test_a_checkpoint_without_metadata_is_set_aside_and_the_run_ends_equal_to_the_uninterrupted_one(ref, tmp_path):
+  """Issue 25.3: checkpoint 64 of a killed run without its state/_METADATA (Orbax then reads no metadata at all,
+  which read as "tensor ... is absent": another model, exit 2 on every re-run), and 56 without its integrity item.
+  The re-run names 64 unreadable, moves it aside, resumes from 56 saying in one line that its bytes were not
+  verified, and ends bitwise on the reference."""
+  w = interrupted_copy(ref['workdir'], str(tmp_path / 'w'), 64)
+  os.remove(os.path.join(ckpt_dir(w), '64', 'state', '_METADATA'))
+  shutil.rmtree(os.path.join(ckpt_dir(w), '56', 'integrity'))
+  r = run(w, *ARGS, rc=None)
+  assert r.rc == 0, r.tail()
+  assert re.search(r'step 64 .*is unreadable .*state/_METADATA missing', r.stderr), r.tail()
+  assert 'does not fit' not in r.stderr, r.tail()
+  assert resumed_from(r.stderr) == 56, r.tail()
+  assert len(re.findall('checkpoint 56 has no integrity record; its bytes were not verified', r.stderr)) == 1, r.tail()
+  aside = os.listdir(w + '/checkpoints_unreadable')
+  assert len(aside) == 1 and aside[0].startswith('64.'), aside
+  assert_equals_reference(w, ref)
+
+
+# --------------------------------------------------------------------------- Checkpoints alone, on tiny trees
+
+
+def _tree(extra: bool = False, width: int = 4) -> dict:
+  import jax.numpy as jnp
+  params = {'a': jnp.arange(3. * width).reshape(3, width), 'b': jnp.linspace(0., 1., 5)}
+  if extra:
+    params['c'] = jnp.ones(2)
+  return {'params': params, 'step': jnp.int32(7)}
+
+
+def _saved(directory: str, tree: dict, steps=(1, 2)) -> str:
+  from refine_jax import checkpoint as ckpt_lib
+  with ckpt_lib.Checkpoints(directory, 5) as ck:
+    for s in steps:
+      ck.save(s, tree, {'step': s})
+      ck.wait()
+  return directory
+
+
+def _drop_tensor_b(step_dir: str) -> None:
+  """state/_METADATA still valid JSON, one tensor fewer: incomplete metadata, not another model."""
+  path = os.path.join(step_dir, 'state', '_METADATA')
+  with open(path) as f:
+    item = json.load(f)
+  del item['tree_metadata'][next(k for k in item['tree_metadata'] if "'b'" in k)]
+  with open(path, 'w') as f:
+    json.dump(item, f)
+
+
+@pytest.mark.parametrize('damage', ['no _METADATA', 'metadata of a tensor missing', 'damaged _METADATA'])
+def test_a_checkpoint_whose_metadata_is_missing_or_incomplete_is_set_aside_for_the_one_before(tmp_path, damage,
+                                                                                              caplog):
+  """Only metadata that reads whole can make a checkpoint 'another model'; missing, truncated or incomplete
+  metadata makes it unreadable: warned about, moved to checkpoints_unreadable/, and the one before restored
+  (its arrays equal to those saved)."""
+  import jax
+  import numpy as np
+  from refine_jax import checkpoint as ckpt_lib
+  d = _saved(str(tmp_path / 'checkpoints'), _tree())
+  meta = os.path.join(d, '2', 'state', '_METADATA')
+  if damage == 'no _METADATA':
+    os.remove(meta)
+  elif damage == 'damaged _METADATA':
+    with open(meta, 'r+b') as f:
+      f.truncate(os.path.getsize(meta) // 2)
+  else:
+    _drop_tensor_b(os.path.join(d, '2'))
+  with caplog.at_level('WARNING'), ckpt_lib.Checkpoints(d, 5) as ck:
+    state, meta_record = ck.restore_latest(ckpt_lib.abstract(_tree()))
+    assert ck.steps() == [1]
+  assert meta_record == {'step': 1}
+  jax.tree.map(np.testing.assert_array_equal, state, _tree())
+  assert re.search(r'step 2 under \S+ (is unreadable|fails its integrity check)', caplog.text), caplog.text
+  aside = os.listdir(d + '_unreadable')
+  assert len(aside) == 1 and aside[0].startswith('2.'), aside
+
+
+@pytest.mark.parametrize('other', ['a tensor more', 'wider', 'a tensor more, no integrity record'])
+def test_a_readable_checkpoint_of_another_model_raises_mismatch_and_moves_nothing(tmp_path, other):
+  """The other side: an intact checkpoint of another structure (an extra tensor, another shape), with or without
+  its integrity record, is Mismatch naming the tensor, and every file stays where it was."""
+  from refine_jax import checkpoint as ckpt_lib
+  d = _saved(str(tmp_path / 'checkpoints'), _tree(extra='more' in other, width=6 if other == 'wider' else 4))
+  if 'no integrity' in other:
+    shutil.rmtree(os.path.join(d, '2', 'integrity'))
+  before = _bytes_of(str(tmp_path), 'checkpoints')
+  with ckpt_lib.Checkpoints(d, 5) as ck:
+    with pytest.raises(ckpt_lib.Mismatch) as e:
+      ck.restore_latest(ckpt_lib.abstract(_tree()))
+  want = ('params.c', 'float32(2,)', 'absent') if 'more' in other else ('params.a', 'float32(3, 6)', 'float32(3, 4)')
+  assert (e.value.step, e.value.path, e.value.have, e.value.want) == (2, *want), str(e.value)
+  assert _bytes_of(str(tmp_path), 'checkpoints') == before and not os.path.exists(d + '_unreadable')
+
+
+def test_resuming_a_checkpoint_without_an_integrity_record_says_so_in_one_line(tmp_path, caplog):
+  from refine_jax import checkpoint as ckpt_lib
+  d = _saved(str(tmp_path / 'checkpoints'), _tree())
+  shutil.rmtree(os.path.join(d, '2', 'integrity'))
+  with caplog.at_level('WARNING'), ckpt_lib.Checkpoints(d, 5) as ck:
+    _, meta = ck.restore_latest(ckpt_lib.abstract(_tree()))
+  assert meta == {'step': 2}
+  lines = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert lines == ['checkpoint 2 has no integrity record; its bytes were not verified'], lines
+
+
 def test_a_phase_that_rounds_to_zero_steps_is_refused_before_anything_is_written(tmp_path):
   """Finding 4: 0.01 of a 22-step epoch rounds to 0 steps: exit 2 naming the field, no workdir."""
   w = str(tmp_path / 'w')

@@ -11,7 +11,10 @@ The same spec applied to a single image (`Pipeline.__call__`) runs the batch ops
 the very same pixels.
 
 Streamed sources hand over encoded bytes: a spec whose first op takes them (`decode`, `inception_crop`, which
-decodes only the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first. All
+decodes only the crop window of a JPEG) gets them as they are; any other spec gets the image decoded first
+(`tf.io.decode_image`). `decoders(specs)` gives those decodes as whole-image functions (inception_crop's with the
+window of the whole image: every byte a crop may read), which the image-folder source runs on every file at
+start-up, so that no file passes that check and fails to decode in training. All
 randomness is stateless, so an example's augmentation is a pure function of (run seed, epoch, position) and a
 resumed run sees the very same pixels. Normalisation happens on device, so the host ships uint8 (4x less data).
 
@@ -25,7 +28,7 @@ import dataclasses
 import difflib
 import inspect
 import re
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from refine_jax.data import tensorflow
 from refine_jax.errors import ConfigError
@@ -44,12 +47,14 @@ AnyOp = Union[ExampleOp, BatchOp]
 # factory(*args, aug_prob=float) -> op; `aug_prob` scales the ops that the paper's gradual variant weakens.
 _REGISTRY: dict[str, Callable[..., AnyOp]] = {}
 _SCALED = set()  # ops whose probability follows the aug_prob schedule
-_ENCODED = set()  # ops that accept an encoded image string as well as uint8 pixels
+# Ops that accept an encoded image string as well as uint8 pixels, each with its decode of a whole file.
+_ENCODED: dict[str, Callable[[Any], Any]] = {}
 
 
-def register(name: str, *, scaled: bool = False, encoded: bool = False):
+def register(name: str, *, scaled: bool = False, encoded: bool = False, decodes: Optional[Callable] = None):
   """Registers an op factory under `name`; a second op of the same name is refused (it would replace the
-  first silently)."""
+  first silently). An `encoded` op, first in a spec, gets the file's bytes; `decodes(bytes) -> image` is how it
+  decodes a whole file (default `tf.io.decode_image`, as for every other spec), run by the start-up check."""
   if name in _REGISTRY:
     raise ValueError(f'a host op named {name!r} is already registered ({_REGISTRY[name].__module__}.'
                      f'{_REGISTRY[name].__qualname__})')
@@ -59,7 +64,7 @@ def register(name: str, *, scaled: bool = False, encoded: bool = False):
     if scaled:
       _SCALED.add(name)
     if encoded:
-      _ENCODED.add(name)
+      _ENCODED[name] = decodes or _decode
     return factory
   return deco
 
@@ -73,6 +78,47 @@ def _autoaugment():
 
 def _decode(image, channels: int = 3):
   return tensorflow().io.decode_image(image, channels=channels, expand_animations=False)
+
+
+def _decode_window(image, window):
+  """inception_crop's decode of an encoded image and crop to `window(shape) -> (begin, size)` ([y, x, 0],
+  [h, w, -1]): of a JPEG only the window is decoded (`decode_and_crop_jpeg`), any other format whole
+  (`tf.io.decode_image`), then cropped."""
+  tf = tensorflow()
+
+  def jpeg():
+    begin, size = window(tf.image.extract_jpeg_shape(image))
+    return tf.image.decode_and_crop_jpeg(image, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=3)
+
+  def other():
+    decoded = _decode(image)
+    begin, size = window(tf.shape(decoded))
+    return tf.slice(decoded, begin, size)
+  return tf.cond(tf.io.is_jpeg(image), jpeg, other)
+
+
+def _whole_window(shape):
+  tf = tensorflow()
+  return tf.zeros([3], tf.int32), tf.stack([shape[0], shape[1], -1])
+
+
+def _decode_whole_window(image):
+  """inception_crop's decode with the window of the whole image: every byte its crops may read."""
+  return _decode_window(image, _whole_window)
+
+
+def decoders(specs: Iterable[str], field: str = 'pp') -> tuple[Callable[[Any], Any], ...]:
+  """The decodes training runs on the encoded files of a split read under `specs`, each once, as functions of
+  the bytes giving the whole image: a spec's first op decides (inception_crop: a JPEG's crop window through
+  `decode_and_crop_jpeg`, other formats `tf.io.decode_image`; every other spec, '' included,
+  `tf.io.decode_image`)."""
+  out = []
+  for spec in specs:
+    parsed = _parse(spec, field)
+    fn = _ENCODED.get(parsed[0][0], _decode) if parsed else _decode
+    if fn not in out:
+      out.append(fn)
+  return tuple(out)
 
 
 def op_names() -> tuple[str, ...]:
@@ -294,7 +340,7 @@ def center_crop(size: int) -> ExampleOp:
   return fn
 
 
-@register('inception_crop', encoded=True)
+@register('inception_crop', encoded=True, decodes=_decode_whole_window)
 def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
                    min_ratio: float = 3 / 4, max_ratio: float = 4 / 3) -> ExampleOp:
   """ImageNet-style random-resized crop: area scale and aspect-ratio distortion, resized to `size`.
@@ -314,16 +360,7 @@ def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
 
   def fn(image, seed):
     if image.dtype == tf.string:
-      def jpeg():
-        begin, crop_size = box(tf.image.extract_jpeg_shape(image), seed)
-        window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
-        return tf.image.decode_and_crop_jpeg(image, window, channels=3)
-
-      def other():
-        decoded = _decode(image)
-        begin, crop_size = box(tf.shape(decoded), seed)
-        return tf.slice(decoded, begin, crop_size)
-      crop = tf.cond(tf.io.is_jpeg(image), jpeg, other)
+      crop = _decode_window(image, lambda shape: box(shape, seed))
     else:
       begin, crop_size = box(tf.shape(image), seed)
       crop = tf.slice(image, begin, crop_size)

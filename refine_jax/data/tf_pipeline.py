@@ -200,9 +200,10 @@ def check_sizes(split: Split, op: ops_lib.Pipeline, spec: str, field: str, what:
       raise ConfigError(field, f'op {_first_failing_op(op, spec, field, image)} of {spec!r} cannot take the '
                         f'{h}x{w} images of the {what} split{example} ({type(e).__name__}); fix the op\'s size, or '
                         f'start {field} with resize(N) or center_crop(N)') from None
-  if len(set(shapes.values())) > 1:
-    zb = min(shapes)
-    za = next(z for z in shapes if shapes[z] != shapes[zb])
+  if len(set(shapes.values())) > 1:  # named: a file of the rarest size that differs from the commonest
+    count = lambda z: split.image_sizes[z][0]  # noqa: E731
+    zb = max(shapes, key=count)
+    za = min((z for z in shapes if shapes[z] != shapes[zb]), key=count)
     sa, sb, path = shapes[za], shapes[zb], split.image_sizes[za][1]
     raise ConfigError(field, f'{spec!r} turns the {za[0]}x{za[1]} images of the {what} split (e.g. {path}) into '
                       f'{sa} but the {zb[0]}x{zb[1]} ones into {sb}; a batch needs one shape: start {field} with '
