@@ -51,8 +51,8 @@ Failure modes (what the lock cannot promise):
   * Without /proc (not Linux) the holder's liveness on its own machine cannot be read: every lock is judged by
     its heartbeat, so a killed run's lock blocks re-runs for STALE_S.
   * NFS caches file attributes: another node reads a heartbeat up to the mount's attribute-cache time (seconds)
-    late, far less than STALE_S. A lock on NFS is as safe as the server's link; Lustre / GPFS are POSIX
-    filesystems here (link is atomic there too).
+    late, far less than STALE_S. On NFS the exclusive create is as safe as the server's link (atomic there, as
+    on other POSIX filesystems such as Lustre and GPFS); a filesystem without hard links gets the GCS rule.
   * Only this program's training commands honour the lock; report, analyze and export read a workdir without it.
 
 Only process 0 of a multi-process run takes the lock (its processes share the workdir and the run); every

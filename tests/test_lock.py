@@ -367,7 +367,7 @@ def test_on_gcs_of_concurrent_takers_the_last_writer_wins(bucket, monkeypatch):
   it again and only the last writer goes on; the others are refused naming it."""
   monkeypatch.setattr(lock, 'SETTLE_S', 2.0)
   w = 'gs://bucket/runs/b'
-  lock.workdir_lib.make(w)
+  workdir_lib.make(w)
   barrier, results = threading.Barrier(4), []
 
   def taker():
