@@ -5,6 +5,7 @@ the project.
             compute, nothing written
     exit 3  `Preempted`: SIGTERM / SIGINT; a training command saved a checkpoint (re-run to resume)
     exit 4  `Diverged`: a non-finite loss or evaluation metric; the last good checkpoint is left as it was
+    exit 1  a run that finds its workdir lock taken by another run stops at once, without saving (refine_jax/lock.py)
 """
 
 

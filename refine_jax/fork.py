@@ -13,7 +13,8 @@ Since every random key, the data order and every schedule are functions of the g
 from scratch has at s: W2 starts from a copy of it (`W2/checkpoints/<s>`), with the parent's metrics.jsonl rows
 up to s, and config.json records `forked_from: {workdir, step}`. Then the normal loop runs. Re-running the same
 command resumes W2 (so does `python -m refine_jax.main` with C). Bad input (an epoch outside (0, T], a step
-without a parent checkpoint, a change before s) is a one-line error naming the field, exit 2, nothing written.
+without a parent checkpoint, a change before s) is a one-line error naming the field, exit 2, nothing written;
+so is a workdir another run holds (its lock, refine_jax/lock.py: taken before the parent's checkpoint is copied).
 """
 from __future__ import annotations
 
@@ -133,10 +134,22 @@ def rows_before(parent_rows: list[dict], s: int, child) -> list[dict]:
   return rows
 
 
-def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float, workdir: str) -> int:
-  """Checks the fork and writes its starting point into `workdir` (nothing when a check fails); sets
-  `config.forked_from`. Returns the fork step. A workdir that already holds this fork is left as it is."""
+def _this_fork_or_none(workdir: str, record: dict) -> Optional[dict]:
+  """The config.json of `workdir` if it holds this fork (None if it holds no run); ForkError if another run."""
+  from refine_jax import workdir as workdir_lib
+  old = workdir_lib.read_config(workdir)
+  if old is not None and old.get('forked_from') != record:
+    raise ForkError('workdir', f'{workdir} already holds another run (forked_from {old.get("forked_from")}); '
+                    'use a new --workdir')
+  return old
+
+
+def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float, workdir: str):
+  """Checks the fork (nothing written when a check fails), takes `workdir`'s lock (exit 2 if another run holds
+  it), then writes the fork's starting point there; sets `config.forked_from`. A workdir that already holds this
+  fork is left as it is. Returns the hold on the lock: the caller trains under it (`with prepare(...):`)."""
   from refine_jax import checkpoint as ckpt_lib
+  from refine_jax import lock as lock_lib
   from refine_jax import plan as plan_lib
   from refine_jax import prepare as prepare_lib
   from refine_jax import spec as spec_lib
@@ -157,18 +170,22 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
     raise ForkError('at_epoch', f'{at_epoch:g} is past the fork\'s own end (epoch {child.total_steps / spe:g})')
   check_prefix(parent, child, s)
   record = {'workdir': parent_dir, 'step': s}
-  old = workdir_lib.read_config(workdir)
-  if old is not None and old.get('forked_from') != record:
-    raise ForkError('workdir', f'{workdir} already holds another run (forked_from {old.get("forked_from")}); '
-                    'use a new --workdir')
   rows = rows_before(workdir_lib.read_rows(parent_dir), s, child)
-  with config.unlocked():
-    config.forked_from = ml_collections.ConfigDict(record)
-  if old is None:
-    ckpt_lib.copy_step(workdir_lib.checkpoint_dir(parent_dir), s, workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
-    workdir_lib.write_jsonl(workdir_lib.path(workdir, workdir_lib.METRICS), rows)
-    logging.info('forked %s at step %d (epoch %g) into %s', parent_dir, s, s / spe, workdir)
-  return s
+  _this_fork_or_none(workdir, record)  # refused before the lock: nothing written
+  held = lock_lib.take(workdir)
+  try:
+    old = _this_fork_or_none(workdir, record)  # again under the lock: no other run writes the workdir now
+    with config.unlocked():
+      config.forked_from = ml_collections.ConfigDict(record)
+    if old is None:
+      ckpt_lib.copy_step(workdir_lib.checkpoint_dir(parent_dir), s,
+                         workdir_lib.path(workdir, workdir_lib.CHECKPOINTS))
+      workdir_lib.write_jsonl(workdir_lib.path(workdir, workdir_lib.METRICS), rows)
+      logging.info('forked %s at step %d (epoch %g) into %s', parent_dir, s, s / spe, workdir)
+  except BaseException:
+    held.release()
+    raise
+  return held
 
 
 def main(argv) -> None:
@@ -185,8 +202,8 @@ def main(argv) -> None:
   from refine_jax import workdir as workdir_lib
   distributed.initialize()
   config = _CONFIG.value
-  prepare(config, _FROM.value, _AT_EPOCH.value, _WORKDIR.value)
-  summary = train.train_and_evaluate(config, _WORKDIR.value)
+  with prepare(config, _FROM.value, _AT_EPOCH.value, _WORKDIR.value):  # the workdir's lock, held to the end
+    summary = train.train_and_evaluate(config, _WORKDIR.value)
   print(workdir_lib.dumps(summary, indent=2))
 
 

@@ -3,8 +3,9 @@
     python -m refine_jax.main --config=configs/digits_demo.py --workdir=/tmp/refine_digits [--config.FIELD=VALUE ...]
     python -m refine_jax.main --config=configs/cifar10_preact18_mixup.py --config.data_dir=DIR --dry_run
 
-Exit codes (`errors.EXITS`): 0 done, 2 bad input (nothing written), 3 preempted (checkpoint saved; re-run to
-resume), 4 diverged (last good checkpoint intact).
+Exit codes (`errors.EXITS`): 0 done, 2 bad input or a workdir another live run holds (nothing written; `lock`),
+3 preempted (checkpoint saved; re-run to resume), 4 diverged (last good checkpoint intact), 1 a crash, or this
+run's workdir lock taken by another run (it stops at once).
 """
 import sys
 

@@ -23,6 +23,7 @@ from refine_jax import checkpoint as ckpt_lib
 from refine_jax import clock as clock_lib
 from refine_jax import evaluate
 from refine_jax import fields
+from refine_jax import lock as lock_lib
 from refine_jax import metrics as metrics_lib
 from refine_jax import prepare
 from refine_jax import restore
@@ -37,39 +38,48 @@ from refine_jax.spec import Spec
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs (or resumes, or re-reports) the run in `workdir`; returns summary.json's content."""
+  """Runs (or resumes, or re-reports) the run in `workdir`; returns summary.json's content. The workdir's lock is
+  held from set-up to the summary, however the run ends."""
   # The handlers come first: a SIGTERM/SIGINT during set-up (reading data, compiling) is kept, not lost.
   with signals.Watch() as sig:
     run = set_up(config, workdir)
-    try:
-      stop = sig.agreed(True)
-      if stop:
-        raise Preempted(f'received signal {stop} during set-up, before training from step {run.step}; nothing '
-                        'to save. Re-run the same command to resume.')
-      run.complete_phase_end()
-      for phase in run.plan.phases:
-        if run.step < phase.end:
-          train_phase(run, phase, sig)
-    finally:
-      run.close()
-  return run.summary()
+    with run.lock:
+      try:
+        stop = sig.agreed(True)
+        if stop:
+          raise Preempted(f'received signal {stop} during set-up, before training from step {run.step}; nothing '
+                          'to save. Re-run the same command to resume.')
+        run.complete_phase_end()
+        for phase in run.plan.phases:
+          if run.step < phase.end:
+            train_phase(run, phase, sig)
+      finally:
+        run.close()
+      return run.summary()
 
 
 def set_up(config: ml_collections.ConfigDict, workdir: str) -> 'Run':
-  """Validation, data, plan and size checks (nothing written if any fails), then the run restored; config.json is
-  (re)written only once the workdir's checkpoint is known to fit, and only if its content changes."""
+  """Validation, data, plan and size checks (nothing written if any fails), then the workdir's lock (exit 2 if
+  another run holds it; it is the first thing written, creating the workdir), then the run restored; config.json
+  is (re)written only once the workdir's checkpoint is known to fit, and only if its content changes. The run
+  holds the lock (`run.lock`): the caller gives it back."""
   spec = prepare.spec_of(config)
   check_workdir(spec, workdir)
   _warn_unsafe_bfloat16(spec)
   plan, train, test = prepare.plan_and_splits(spec)
-  workdir_lib.make(workdir)
-  run = Run(plan, workdir, train, test)
-  if workdir_lib.is_writer():
-    record, old = spec.as_dict(), workdir_lib.read_config(workdir) or {}
-    if 'forked_from' in old:  # a forked run stays one when `main` resumes it
-      record.setdefault('forked_from', old['forked_from'])
-    record['train_data'] = sources.fingerprint(spec.data)  # what a fork of this run must train on
-    workdir_lib.write_json(workdir_lib.path(workdir, workdir_lib.CONFIG), record, if_changed=True)
+  held = lock_lib.take(workdir)
+  try:
+    run = Run(plan, workdir, train, test)
+    if workdir_lib.is_writer():
+      record, old = spec.as_dict(), workdir_lib.read_config(workdir) or {}
+      if 'forked_from' in old:  # a forked run stays one when `main` resumes it
+        record.setdefault('forked_from', old['forked_from'])
+      record['train_data'] = sources.fingerprint(spec.data)  # what a fork of this run must train on
+      workdir_lib.write_json(workdir_lib.path(workdir, workdir_lib.CONFIG), record, if_changed=True)
+  except BaseException:
+    held.release()
+    raise
+  run.lock = held
   return run
 
 
@@ -99,6 +109,7 @@ class Run:
 
   def __init__(self, plan: Plan, workdir: str, train: sources.Split, test: sources.Split):
     self.plan, self.workdir, self.train = plan, workdir, train
+    self.lock: Optional[lock_lib.Held] = None  # the job's hold on the workdir's lock (`set_up` gives it)
     mesh = steps.make_mesh()
     logging.info('process %d of %d; %d local / %d global devices: %s; mesh %s', jax.process_index(),
                  jax.process_count(), jax.local_device_count(), jax.device_count(),

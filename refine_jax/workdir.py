@@ -6,6 +6,7 @@
     WORKDIR/timing.json      the clock of the last invocation that trained (benchmarks read it)
     WORKDIR/tensorboard/     TensorBoard event files (clu)
     WORKDIR/checkpoints/     Orbax checkpoints; damaged ones are moved to checkpoints_unreadable/
+    WORKDIR/.lock            while a run (main or fork) lives: who holds the workdir (`lock`)
 
 Only process 0 writes (`is_writer`). Rewrites go through a temporary file and a rename, so a kill never leaves
 a torn file. Paths go through etils.epath, so a workdir may be local or on a remote filesystem (gs://...).
@@ -32,6 +33,8 @@ TIMING = 'timing.json'
 TENSORBOARD = 'tensorboard'
 CHECKPOINTS = 'checkpoints'
 RUN_FILES = (CONFIG, METRICS, SUMMARY, TIMING)  # the files a run rewrites or appends to
+# One live run per workdir: the holder's record, there while it runs (refine_jax/lock.py).
+LOCK = '.lock'
 
 
 def is_writer() -> bool:
@@ -40,7 +43,7 @@ def is_writer() -> bool:
 
 
 def path(workdir: str, name: str) -> str:
-  """`workdir/name` (name: CONFIG, METRICS, SUMMARY, TIMING, TENSORBOARD, CHECKPOINTS)."""
+  """`workdir/name` (name: CONFIG, METRICS, SUMMARY, TIMING, TENSORBOARD, CHECKPOINTS, LOCK)."""
   return os.path.join(workdir, name)
 
 
