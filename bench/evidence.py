@@ -45,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench import common  # noqa: E402
 from refine_jax import report as report_lib  # noqa: E402
-from refine_jax import workdir  # noqa: E402
+from refine_jax import workdir as workdir_lib  # noqa: E402
 
 CONFIGS = {'standard': 'cifar10_preact18_standard.py', 'mixup': 'cifar10_preact18_mixup.py',
            'cutmix': 'cifar10_preact18_cutmix.py'}
@@ -227,7 +227,7 @@ def main() -> None:
               f'(seed {seeds[0]}, Mixup (T) vs the refined arms forked from it): `{os.path.relpath(png, ROOT)}`.')
   print(table)
   with open(os.path.join(a.root, 'evidence.json'), 'w') as f:
-    json.dump(workdir.finite_or_none({f'{k[0]}_seed{k[1]}': v for k, v in stats.items()}), f, indent=1,
+    json.dump(workdir_lib.finite_or_none({f'{k[0]}_seed{k[1]}': v for k, v in stats.items()}), f, indent=1,
               allow_nan=False)
   if not a.no_record:
     common.append('Evidence: Table 1 in the paper\'s regime, CIFAR-10 (CPU)' + (' — probe' if a.probe else ''),

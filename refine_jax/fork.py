@@ -154,6 +154,7 @@ def prepare(config: ml_collections.ConfigDict, parent_dir: str, at_epoch: float,
   from refine_jax import prepare as prepare_lib
   from refine_jax import spec as spec_lib
   from refine_jax import workdir as workdir_lib
+  from refine_jax.data import sources
   parent_dir = os.path.abspath(parent_dir)
   child_spec = prepare_lib.spec_of(config)
   parent_dict = workdir_lib.read_config(parent_dir)
