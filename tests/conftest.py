@@ -125,3 +125,40 @@ def read_rows(workdir: str) -> list[dict]:
 def read_summary(workdir: str) -> dict:
   with open(os.path.join(workdir, 'summary.json')) as f:
     return strict_json(f.read())
+
+
+@pytest.fixture
+def bucket(tmp_path, monkeypatch):
+  """gs://bucket/... mapped onto tmp_path/bucket/... with etils' own epath mock (no network); yields that folder
+  and the list of gs:// paths the code touched. The cwd is an empty folder that must stay empty (a gs:// path
+  taken for a local relative one would land there)."""
+  from etils.epath import gpath
+  from etils.epath import testing as epath_testing
+  root = tmp_path / 'bucket'
+  root.mkdir()
+  cwd = tmp_path / 'cwd'
+  cwd.mkdir()
+  monkeypatch.chdir(cwd)
+  seen = []
+
+  def local(p):
+    p = os.fspath(p)
+    if p.startswith('gs://bucket'):
+      seen.append(p)
+      return str(root) + p[len('gs://bucket'):]
+    return p
+
+  def one(fn, path, *a, **k):
+    return fn(local(path), *a, **k)
+
+  def two(fn, path, dst, *a, **k):
+    return fn(local(path), local(dst), *a, **k)
+
+  mocks = {name: one for name in ('open', 'exists', 'isdir', 'listdir', 'glob', 'makedirs', 'mkdir', 'remove',
+                                  'rmtree', 'stat')}
+  mocks.update(rename=two, replace=two, copy=two)
+  # With TensorFlow installed, epath sends gs:// straight to tf.io.gfile and around its own mock: turn that off.
+  monkeypatch.setattr(gpath, '_is_tf_installed', lambda: False)
+  with epath_testing.mock_epath(**mocks):
+    yield root, seen
+  assert not os.listdir(cwd), 'a gs:// path was treated as a local relative path'

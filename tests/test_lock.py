@@ -314,38 +314,14 @@ def test_exactly_one_of_concurrent_takers_wins(tmp_path, start):
 # --------------------------------------------------------------------------- a gs:// workdir (epath's mock)
 
 
-@pytest.fixture
-def bucket(tmp_path, monkeypatch):
-  """gs://bucket/... → tmp_path/bucket/... through etils' epath mock, as tests/test_remote_workdir.py maps it."""
-  from etils.epath import gpath, testing as epath_testing
-  root = tmp_path / 'bucket'
-  root.mkdir()
-
-  def local(p):
-    p = os.fspath(p)
-    return str(root) + p[len('gs://bucket'):] if p.startswith('gs://bucket') else p
-
-  def one(fn, path, *a, **k):
-    return fn(local(path), *a, **k)
-
-  def two(fn, path, dst, *a, **k):
-    return fn(local(path), local(dst), *a, **k)
-
-  mocks = {name: one for name in ('open', 'exists', 'isdir', 'listdir', 'glob', 'makedirs', 'mkdir', 'remove',
-                                  'rmtree', 'stat')}
-  mocks.update(rename=two, replace=two, copy=two)
-  monkeypatch.setattr(gpath, '_is_tf_installed', lambda: False)
-  with epath_testing.mock_epath(**mocks):
-    yield root
-
-
 def test_on_gcs_the_lock_is_taken_refused_taken_over_and_released(bucket, quick, monkeypatch):
+  root, _ = bucket  # gs://bucket mapped onto a local folder (conftest)
   w = 'gs://bucket/runs/a'
   links = []
   real_link = os.link
   monkeypatch.setattr(os, 'link', lambda *a: links.append(a) or real_link(*a))
   held = lock.take(w)  # creates the workdir, writes the record (no conditional create: write, settle, re-read)
-  local = bucket / 'runs/a'
+  local = root / 'runs/a'
   assert json.loads((local / workdir_lib.LOCK).read_text())['pid'] == os.getpid()
   assert not links, 'a gs:// path went through a local hard link'
   with pytest.raises(lock.Busy, match=f'pid {os.getpid()}'):
@@ -363,6 +339,7 @@ def test_on_gcs_the_lock_is_taken_refused_taken_over_and_released(bucket, quick,
 
 
 def test_on_gcs_of_concurrent_takers_the_last_writer_wins(bucket, monkeypatch):
+  root, _ = bucket
   """No conditional create: four takers that all found no lock all write it; after the settle delay each reads
   it again and only the last writer goes on; the others are refused naming it."""
   monkeypatch.setattr(lock, 'SETTLE_S', 2.0)
@@ -383,7 +360,7 @@ def test_on_gcs_of_concurrent_takers_the_last_writer_wins(bucket, monkeypatch):
     t.join(120)
   won = [r for r in results if isinstance(r, lock.Lock)]
   assert len(results) == 4 and len(won) == 1, results
-  assert json.loads((bucket / 'runs/b' / workdir_lib.LOCK).read_text())['token'] == won[0].rec['token']
+  assert json.loads((root / 'runs/b' / workdir_lib.LOCK).read_text())['token'] == won[0].rec['token']
   won[0].release()
 
 

@@ -1,49 +1,15 @@
 """Workdir files on a remote filesystem (gs://...): everything the trainer writes besides Orbax's checkpoints
 goes through etils.epath, so it works on any epath filesystem. Here gs://bucket is mapped onto a local folder
-with etils' own epath mock (no network); Orbax's gs:// support is Orbax's and is not exercised here."""
+with etils' own epath mock (conftest's `bucket`, no network); Orbax's gs:// support is Orbax's and is not
+exercised here."""
 import json
 import os
 
 import pytest
 from etils import epath
-from etils.epath import testing as epath_testing
 
 from refine_jax import train, workdir
 from refine_jax.config import ConfigError
-
-
-@pytest.fixture
-def bucket(tmp_path, monkeypatch):
-  """gs://bucket/... → tmp_path/bucket/...; the cwd is an empty folder that must stay empty."""
-  root = tmp_path / 'bucket'
-  root.mkdir()
-  cwd = tmp_path / 'cwd'
-  cwd.mkdir()
-  monkeypatch.chdir(cwd)
-  seen = []
-
-  def local(p):
-    p = os.fspath(p)
-    if p.startswith('gs://bucket'):
-      seen.append(p)
-      return str(root) + p[len('gs://bucket'):]
-    return p
-
-  def one(fn, path, *a, **k):
-    return fn(local(path), *a, **k)
-
-  def two(fn, path, dst, *a, **k):
-    return fn(local(path), local(dst), *a, **k)
-
-  mocks = {name: one for name in ('open', 'exists', 'isdir', 'listdir', 'glob', 'makedirs', 'mkdir', 'remove',
-                                  'rmtree', 'stat')}
-  mocks.update(rename=two, replace=two, copy=two)
-  # With TensorFlow installed, epath sends gs:// straight to tf.io.gfile and around its own mock: turn that off.
-  from etils.epath import gpath
-  monkeypatch.setattr(gpath, '_is_tf_installed', lambda: False)
-  with epath_testing.mock_epath(**mocks):
-    yield root, seen
-  assert not os.listdir(cwd), 'a gs:// path was treated as a local relative path'
 
 
 def test_metrics_files_on_a_remote_workdir(bucket):
