@@ -525,7 +525,7 @@ def loop_runs(cases: list[dict], bare: dict, work: str, env: dict, res: dict, pa
       runs[name] = w
       row.update(bench_loop.loop_figures(workdir_lib.read_json(workdir_lib.path(w, workdir_lib.TIMING))))
       if name in bare:
-        config = workdir_lib.read_config(w)
+        config = {k: v for k, v in workdir_lib.read_config(w).items() if k not in fields.RECORDS}  # the run's facts
         row.update(bare_images_per_s=bare[name]['images_per_s'], loop_over_bare=row['ips'] / bare[name]['images_per_s'],
                    config_differs_from_bare=[k for k, _, _ in fields.differences(bare[name]['config'], config, ())])
     res['cases'][name] = row

@@ -201,7 +201,14 @@ class Checkpoints:
     return None
 
   def close(self) -> None:
+    """Waits for the save in flight and for Orbax's start-up clean-up of unfinished temporary directories.
+
+    That clean-up runs in a background thread from the manager's creation, and orbax-checkpoint 0.12's `close()`
+    does not wait for it (only `save` does, privately): a process that exits right after set-up (a SIGTERM
+    then) would tear the interpreter down under it, and the thread dies with a traceback ("cannot schedule new
+    futures after interpreter shutdown"). Its private waiter is called where it exists."""
     self._mngr.wait_until_finished()
+    getattr(self._mngr, '_maybe_await_cleanup_tmp_directory', lambda: None)()
     self._mngr.close()
 
   def __enter__(self) -> 'Checkpoints':

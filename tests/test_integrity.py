@@ -250,6 +250,30 @@ def test_resuming_a_checkpoint_without_an_integrity_record_says_so_in_one_line(t
   assert lines == ['checkpoint 2 has no integrity record; its bytes were not verified'], lines
 
 
+_SLOW_CLEANUP = """
+import sys, time
+from orbax.checkpoint._src.path import async_path
+real = async_path.iterdir
+async def slow(path):  # Orbax's start-up clean-up of unfinished temporary directories, made slow
+  time.sleep(1.0)
+  return await real(path)
+async_path.iterdir = slow
+from refine_jax import checkpoint
+checkpoint.Checkpoints(sys.argv[1], 3).close()
+"""
+
+
+def test_closing_checkpoints_waits_for_orbaxs_start_up_clean_up(tmp_path):
+  """A run stopped right after set-up closes its checkpoints and exits: Orbax's start-up clean-up, still running in
+  its own thread, must be waited for, or interpreter shutdown kills it with a traceback (seen under CI's load as
+  "cannot schedule new futures after interpreter shutdown" after a SIGINT during set-up)."""
+  import subprocess
+  import sys
+  p = subprocess.run([sys.executable, '-c', _SLOW_CLEANUP, str(tmp_path / 'ckpts')], capture_output=True, text=True,
+                     timeout=300)
+  assert p.returncode == 0 and 'Traceback' not in p.stderr, p.stderr[-3000:]
+
+
 def test_a_phase_that_rounds_to_zero_steps_is_refused_before_anything_is_written(tmp_path):
   """Finding 4: 0.01 of a 22-step epoch rounds to 0 steps: exit 2 naming the field, no workdir."""
   w = str(tmp_path / 'w')
