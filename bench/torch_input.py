@@ -5,8 +5,9 @@ subprocess and prints both sides in one table. By hand:
 
     BENCH_PY -m bench.torch_input --npz=bench/out/cifar_train.npz --pipeline=autoaugment --images=20000
     BENCH_PY -m bench.torch_input --folder=bench/out/jpegs --pipeline=rrc --images=2000
+    BENCH_PY -m bench.torch_input --folder=bench/out/photos/train --pipeline=eval --images=2048 --batch=256
 
-Prints one JSON line: {"images_per_s": ..., "workers": ..., "torch": ..., "torchvision": ...}.
+Prints one JSON line: {"images_per_s": ..., "images_per_cpu_s": ..., "workers": ..., "torch": ..., "torchvision": ...}.
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ PIPELINES = {
     'autoaugment': lambda: T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
                                       T.AutoAugment(T.AutoAugmentPolicy.CIFAR10), T.PILToTensor(), Cutout(16)]),
     'rrc': lambda: T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.PILToTensor()]),
+    'rrc_autoaugment': lambda: T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(),
+                                          T.AutoAugment(T.AutoAugmentPolicy.IMAGENET), T.PILToTensor()]),
+    'eval': lambda: T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()]),
 }
 
 
@@ -62,30 +66,44 @@ class ArrayImages(Dataset):
     return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def images_per_s(ds: Dataset, n: int, batch: int, workers: int) -> float:
-  loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+def cpu_seconds(pids) -> float:
+  """User + system CPU seconds the processes `pids` have used so far (all their threads; Linux /proc)."""
+  total = 0
+  for pid in pids:
+    with open(f'/proc/{pid}/stat') as f:
+      fields = f.read().rsplit(')', 1)[1].split()
+    total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+  return total / os.sysconf('SC_CLK_TCK')
+
+
+def images_per_s(ds: Dataset, n: int, batch: int, workers: int, skip: int = 1, shuffle: bool = True) -> dict:
+  """Images/s over `n` images after `skip` batches (start-up: worker processes, first reads), and images per
+  CPU-second of this process and its workers over the same batches (less sensitive to other load)."""
+  loader = DataLoader(ds, batch_size=batch, shuffle=shuffle, num_workers=workers, drop_last=True,
                       persistent_workers=False, prefetch_factor=4 if workers else None)
   it = iter(loader)
-  next(it)  # start-up (worker processes) is not throughput
+  for _ in range(skip):
+    next(it)
   steps = n // batch
-  t = time.perf_counter()
+  if steps + skip > len(loader):
+    raise ValueError(f'{n} images after {skip} batches need more than the {len(ds)} images of the dataset')
+  pids = [os.getpid()] + [w.pid for w in getattr(it, '_workers', [])]
+  t, c = time.perf_counter(), cpu_seconds(pids)
   for _ in range(steps):
-    try:
-      next(it)
-    except StopIteration:
-      it = iter(loader)
-      next(it)
-  return steps * batch / (time.perf_counter() - t)
+    next(it)
+  t, c = time.perf_counter() - t, cpu_seconds(pids) - c
+  return {'images_per_s': steps * batch / t, 'images_per_cpu_s': steps * batch / c}
 
 
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument('--npz', help='uint8 images/labels (CIFAR-style pipelines)')
-  ap.add_argument('--folder', help='ROOT/CLASS/*.jpg (the rrc pipeline)')
+  ap.add_argument('--folder', help='ROOT/CLASS/*.jpg (the rrc, rrc_autoaugment and eval pipelines)')
   ap.add_argument('--pipeline', choices=sorted(PIPELINES), required=True)
   ap.add_argument('--images', type=int, default=20000)
   ap.add_argument('--batch', type=int, default=128)
-  ap.add_argument('--workers', type=int, default=os.cpu_count())
+  ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)))
+  ap.add_argument('--skip', type=int, default=1, help='batches before the clock starts')
   a = ap.parse_args()
   transform = PIPELINES[a.pipeline]()
   if a.folder:
@@ -93,9 +111,8 @@ def main() -> None:
   else:
     d = np.load(a.npz)
     ds = ArrayImages(d['images'], d['labels'], transform)
-  v = images_per_s(ds, a.images, a.batch, a.workers)
-  print(json.dumps({'images_per_s': v, 'workers': a.workers, 'torch': torch.__version__,
-                    'torchvision': torchvision.__version__}))
+  r = images_per_s(ds, a.images, a.batch, a.workers, a.skip, shuffle=a.pipeline != 'eval')
+  print(json.dumps({**r, 'workers': a.workers, 'torch': torch.__version__, 'torchvision': torchvision.__version__}))
 
 
 if __name__ == '__main__':
