@@ -11,3 +11,12 @@ for _kind in ('GPU', 'TPU'):
     tf.config.set_visible_devices([], _kind)
   except (RuntimeError, ValueError):  # already initialised, or no such device type
     pass
+
+# One thread per op: tf.data already runs examples and batches in parallel, one per core. An op that also
+# splits its own work over the cores (the resize, the reverse of a flip) hands pieces to threads busy with other
+# examples and waits for them: on 2 cores the JPEG pipeline spent a third of its CPU time in those hand-offs
+# (bench/RESULTS.md, ImageNet host pipeline, 2026-12-05).
+try:
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+except RuntimeError:  # already initialised (TensorFlow ran before this package was imported): left as it is
+  pass
