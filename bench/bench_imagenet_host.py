@@ -37,7 +37,14 @@ sys.path.insert(0, ROOT)
 
 from bench import common, photos  # noqa: E402
 
-PIPELINES = ('rrc', 'rrc_autoaugment', 'eval')
+# name: (what the ImageNet configs run: 'standard' / 'autoaugment' (the augmented phase's host ops) or 'eval',
+#        the torchvision pipeline of bench/torch_input.py, the files' shorter side (None: as written))
+PIPELINES = {
+    'rrc': ('standard', 'rrc', None),
+    'rrc_autoaugment': ('autoaugment', 'rrc_autoaugment', None),
+    'eval': ('eval', 'eval', None),
+    'rrc_short256': ('standard', 'rrc', 256),
+}
 BATCH = 256  # the ImageNet configs' batch_size: one GPU's host batch
 SKIP = 2
 
@@ -45,9 +52,14 @@ SKIP = 2
 def spec_of(pipeline: str) -> str:
   """The host ops the ImageNet configs run for `pipeline` (read from configs/paper.py, not restated)."""
   from configs import paper
-  c = paper.get_config('dataset=imagenet,model=resnet50,aug=' + ('autoaugment' if pipeline == 'rrc_autoaugment'
-                                                                    else 'standard'))
-  return c.pp_eval if pipeline == 'eval' else c.phases.augmented.pp
+  what = PIPELINES[pipeline][0]
+  c = paper.get_config('dataset=imagenet,model=resnet50,aug=' + ('standard' if what == 'eval' else what))
+  return c.pp_eval if what == 'eval' else c.phases.augmented.pp
+
+
+def folder_of(out: str, pipeline: str) -> str:
+  short = PIPELINES[pipeline][2]
+  return os.path.join(out, f'photos_short{short}' if short else 'photos')
 
 
 def ours(folder: str, pipeline: str, images: int) -> dict:
@@ -58,7 +70,7 @@ def ours(folder: str, pipeline: str, images: int) -> dict:
   from refine_jax.data import sources
   c = cfg_common.get_config()
   c.dataset, c.data_dir, c.image_folder_skip_corrupt = 'image_folder', folder, False
-  train = pipeline != 'eval'
+  train = PIPELINES[pipeline][0] != 'eval'
   split = sources.load(c, 'train', train=train)
   op = ops.build(spec_of(pipeline))
   if train:
@@ -78,6 +90,61 @@ def ours(folder: str, pipeline: str, images: int) -> dict:
   return {'images_per_s': steps * BATCH / t, 'images_per_cpu_s': steps * BATCH / c, 'tensorflow': tf.__version__}
 
 
+def _cpu_ms(fn, args: list) -> float:
+  """CPU milliseconds per call of `fn` over `args` (after one warm-up call)."""
+  fn(*args[0])
+  c = time.process_time()
+  for a in args:
+    fn(*a)
+  return (time.process_time() - c) / len(args) * 1e3
+
+
+def profile_ours(folder: str, count: int = 300) -> dict:
+  """CPU ms per image of each stage of our RRC + flip on the folder's first `count` files, one thread, each stage
+  a traced function of its own (the call overhead is its own row)."""
+  import glob
+  import tensorflow as tf
+  from refine_jax.augment import autoaugment as aa
+  from refine_jax.data import ops
+  files = sorted(glob.glob(os.path.join(folder, 'train', '*', '*.jpg')))[:count]
+  u8 = tf.TensorSpec([None, None, 3], tf.uint8)
+  data = [tf.io.read_file(f) for f in files]
+  seeds = [tf.constant([0, i], tf.int64) for i in range(len(files))]
+
+  @tf.function
+  def window(d, s):  # the crop box inception_crop draws: [y, x, height, width]
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.image.extract_jpeg_shape(d), tf.zeros([0, 0, 4]), seed=s, area_range=(0.08, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10, use_image_if_no_bounding_boxes=True)
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+  windows = [window(d, s) for d, s in zip(data, seeds)]
+  decode_window = tf.function(lambda d, w: tf.image.decode_and_crop_jpeg(d, w, channels=3))
+  crops = [decode_window(d, w) for d, w in zip(data, windows)]
+  tf_resize = tf.function(lambda x: tf.cast(tf.clip_by_value(tf.round(
+      tf.image.resize(x, [224, 224], antialias=True)), 0, 255), tf.uint8), input_signature=[u8])
+  our_resize = tf.function(lambda x: ops._resize(x, 224, 224), input_signature=[u8])  # noqa: SLF001
+  outs = [our_resize(x) for x in crops]
+  batch = tf.stack(outs[:64])
+  u = aa.batch_uniforms(tf.constant([[0, i] for i in range(64)], tf.int64), aa.AUTOAUGMENT_DRAWS)
+  each = lambda xs: [(x,) for x in xs]  # noqa: E731
+  rows = {
+      'call overhead (an empty traced function)': _cpu_ms(tf.function(lambda x: x, input_signature=[u8]), each(outs)),
+      'read the file': _cpu_ms(tf.function(tf.io.read_file), each(tf.constant(f) for f in files)),
+      'JPEG header + crop box': _cpu_ms(window, list(zip(data, seeds))),
+      'decode the crop window (decode_and_crop_jpeg)': _cpu_ms(decode_window, list(zip(data, windows))),
+      'decode the whole JPEG (decode_jpeg)': _cpu_ms(tf.function(lambda d: tf.io.decode_jpeg(d, channels=3)),
+                                                     each(data)),
+      'resize the window to 224, before: tf.image.resize (antialiased)': _cpu_ms(tf_resize, each(crops)),
+      'resize the window to 224, now: ops._resize (the same pixels)': _cpu_ms(our_resize, each(crops)),
+      'flip (tf.reverse)': _cpu_ms(tf.function(lambda x: tf.reverse(x, [1]), input_signature=[u8]), each(outs)),
+      'the whole op, one image (inception_crop(224)|flip_lr)': _cpu_ms(tf.function(ops.build(spec_of('rrc')).__call__),
+                                                                      list(zip(data, seeds))),
+      'AutoAugment ImageNet policy, per image of a batch of 64': _cpu_ms(
+          tf.function(lambda x: aa.autoaugment_batch(x, u, 'imagenet')), [(batch,)] * 5) / 64,
+  }
+  return {'rows': rows, 'mean_window_px': sum(int(x.shape[0]) * int(x.shape[1]) for x in crops) / len(crops)}
+
+
 def run_pinned(cmd: list[str], cores: int) -> dict:
   """Runs `cmd` in a process pinned to the first `cores` of this process's cores; its last stdout line, JSON."""
   cpus = sorted(os.sched_getaffinity(0))[:cores]
@@ -88,11 +155,11 @@ def run_pinned(cmd: list[str], cores: int) -> dict:
 
 
 def measure(side: str, pipeline: str, cores: int, a) -> dict:
-  folder = os.path.join(a.out, 'photos')
   if side == 'ours':
     cmd = [sys.executable, os.path.abspath(__file__), f'--worker={pipeline}', f'--out={a.out}', f'--images={a.images}']
   else:
-    cmd = [a.torch_python, '-m', 'bench.torch_input', f'--folder={folder}/train', f'--pipeline={pipeline}',
+    cmd = [a.torch_python, '-m', 'bench.torch_input', f'--folder={folder_of(a.out, pipeline)}/train',
+           f'--pipeline={PIPELINES[pipeline][1]}',
            f'--images={a.images}', f'--batch={BATCH}', f'--workers={cores}', f'--skip={SKIP}']
   return run_pinned(cmd, cores)
 
@@ -116,6 +183,18 @@ def table(results: dict, a, loads: dict) -> str:
   return '\n'.join(rows)
 
 
+def profile_table(a) -> str:
+  """Where the time of RRC + flip goes, each side's stages in CPU ms per image, one core."""
+  folder = folder_of(a.out, 'rrc')
+  ours_rows = run_pinned([sys.executable, os.path.abspath(__file__), '--worker=profile', f'--out={a.out}'], 1)
+  tv_rows = run_pinned([a.torch_python, '-m', 'bench.torch_input', f'--folder={folder}/train', '--pipeline=rrc',
+                        '--profile'], 1)
+  rows = ['| side | stage (one thread, CPU ms per image, the first 300 files) | ms |', '|---|---|---|']
+  for side, r in (('ours', ours_rows), ('torchvision', tv_rows)):
+    rows += [f'| {side} | {k.replace("|", chr(92) + "|")} | {v:.3f} |' for k, v in r['rows'].items()]
+  return '\n'.join(rows) + f'\n\nThe crop windows average {ours_rows["mean_window_px"]:,.0f} px.'
+
+
 def fail(message: str) -> None:
   print(f'error: {message}', file=sys.stderr)
   sys.exit(2)
@@ -134,7 +213,9 @@ def main() -> None:
   ap.add_argument('--worker', help=argparse.SUPPRESS)  # internal: one measurement of ours, in a pinned process
   a = ap.parse_args()
   if a.worker:
-    print(json.dumps(ours(os.path.join(a.out, 'photos'), a.worker, a.images)))
+    out = profile_ours(folder_of(a.out, 'rrc')) if a.worker == 'profile' else ours(folder_of(a.out, a.worker),
+                                                                                   a.worker, a.images)
+    print(json.dumps(out))
     return
   most = len(os.sched_getaffinity(0))
   try:
@@ -149,7 +230,7 @@ def main() -> None:
   if a.repeats < 1 or a.images < BATCH or a.images + (SKIP + 1) * BATCH > a.photos:
     fail(f'--images={a.images}, --photos={a.photos}, --repeats={a.repeats}; allowed: repeats >= 1, images >= {BATCH} '
          f'and photos >= images + {(SKIP + 1) * BATCH} (every measurement within one pass over the files)')
-  stats = photos.write(os.path.join(a.out, 'photos'), a.photos)
+  stats = {p: photos.write(folder_of(a.out, p), a.photos, short_side=PIPELINES[p][2]) for p in a.pipelines}
   results = {(p, n, s): [] for p in a.pipelines for n in a.cores for s in ('ours', 'torch')}
   loads, versions = {}, {}
   for p in a.pipelines:
@@ -164,11 +245,16 @@ def main() -> None:
                 f'CPU-s (load {os.getloadavg()[0]:.1f})', flush=True)
       loads[p, n] = (before, os.getloadavg()[0])
   text = table(results, a, loads)
-  text += (f'\n\nFiles: {stats["files"]} JPEGs from {stats["photographs"]} photographs, mean '
-           f'{stats["mean_width"]}x{stats["mean_height"]} px, {stats["mean_kb"]} KB ({stats["bytes_per_pixel"]} bytes '
-           f'per pixel). Batch {BATCH}, {a.images} images timed after {SKIP} batches, {a.repeats} repeats. '
-           f'torchvision side: torch {versions.get("torch")}, torchvision {versions.get("torchvision")}, PIL, '
-           'DataLoader with one worker per core. Ours: tensorflow ' + versions.get('tensorflow', '?') + '.')
+  text += '\n\n' + profile_table(a)
+  files = {json.dumps(st, sort_keys=True): st for st in stats.values()}.values()
+  text += '\n\nFiles: ' + '; '.join(
+      f'{st["files"]} JPEGs from {st["photographs"]} photographs' + (f' resized to a shorter side of '
+      f'{st["short_side"]} px' if st['short_side'] else '') + f', mean {st["mean_width"]}x{st["mean_height"]} px, '
+      f'{st["mean_kb"]} KB ({st["bytes_per_pixel"]} bytes per pixel)' for st in files)
+  text += (f'. Ours: {", ".join(f"{p} `{spec_of(p)}`" for p in a.pipelines)}. Batch {BATCH}, {a.images} images '
+           f'timed after {SKIP} batches, {a.repeats} repeats. torchvision side: torch {versions.get("torch")}, '
+           f'torchvision {versions.get("torchvision")}, PIL, a DataLoader with one worker per core. Ours: tensorflow '
+           f'{versions.get("tensorflow")}.')
   print(text)
   if not a.no_record:
     common.append('ImageNet host pipeline per core: ours (tf.data) vs torchvision, photographs', text,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -33,9 +34,12 @@ def _window(photo: np.ndarray, h: int, w: int, rng: np.random.Generator) -> tupl
   return round(x), round(y), round(x + bw), round(y + bh)
 
 
-def write(root: str, count: int, classes: int = 10, seed: int = 0) -> dict:
+def write(root: str, count: int, classes: int = 10, seed: int = 0, short_side: Optional[int] = None) -> dict:
   """`count` JPEGs as ROOT/train/class_k/NNNNN.jpg, once; returns their statistics (mean width, height,
-  kilobytes), kept in ROOT/stats{count}.json, whose presence marks the files as written."""
+  kilobytes), kept in ROOT/stats{count}.json, whose presence marks the files as written.
+
+  `short_side`: the same images resized (Lanczos) so that their shorter side has that length, as fast ImageNet
+  loaders store their data (256-320 px)."""
   from PIL import Image
   stats_file = os.path.join(root, f'stats{count}.json')
   if os.path.exists(stats_file):
@@ -52,15 +56,18 @@ def write(root: str, count: int, classes: int = 10, seed: int = 0) -> dict:
       im = im.transpose(Image.FLIP_LEFT_RIGHT)
     if rng.uniform() < 1 / 8:
       im = im.transpose(Image.ROTATE_90)
+    if short_side:
+      f = short_side / min(im.size)
+      im = im.resize((round(im.width * f), round(im.height * f)), Image.LANCZOS)
     d = os.path.join(root, 'train', f'class_{i % classes}')
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, f'{i:05d}.jpg')
     im.save(path, quality=90)
     sizes.append((im.width, im.height, os.path.getsize(path)))
   w, h, b = (float(v) for v in np.mean(sizes, axis=0))
-  stats = {'files': count, 'photographs': len(photos), 'mean_width': round(w), 'mean_height': round(h),
-           'mean_kb': round(b / 1000, 1), 'bytes_per_pixel': round(float(np.mean([s[2] / (s[0] * s[1])
-                                                                                 for s in sizes])), 3)}
+  per_pixel = float(np.mean([kb / (x * y) for x, y, kb in sizes]))
+  stats = {'files': count, 'photographs': len(photos), 'short_side': short_side, 'mean_width': round(w),
+           'mean_height': round(h), 'mean_kb': round(b / 1000, 1), 'bytes_per_pixel': round(per_pixel, 3)}
   with open(stats_file, 'w') as f:
     json.dump(stats, f)
   return stats

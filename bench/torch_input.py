@@ -95,6 +95,40 @@ def images_per_s(ds: Dataset, n: int, batch: int, workers: int, skip: int = 1, s
   return {'images_per_s': steps * batch / t, 'images_per_cpu_s': steps * batch / c}
 
 
+def profile(folder: str, count: int = 300) -> dict:
+  """CPU ms per image of each stage of torchvision's RRC + flip (PIL) on the folder's first `count` files, in one
+  thread (what one DataLoader worker does per image)."""
+  import glob
+  import io
+  from PIL import Image
+  torch.set_num_threads(1)
+  files = sorted(glob.glob(os.path.join(folder, '*', '*.jpg')))[:count]
+  data = [open(f, 'rb').read() for f in files]
+  decode = lambda d: Image.open(io.BytesIO(d)).convert('RGB')  # noqa: E731 - what ImageFolder's pil_loader does
+  images = [decode(d) for d in data]
+  rrc = T.RandomResizedCrop(224)
+  crops = [rrc(x) for x in images]
+  whole = PIPELINES['rrc']()
+
+  def ms(fn, args) -> float:
+    fn(args[0])
+    c = time.process_time()
+    for a in args:
+      fn(a)
+    return (time.process_time() - c) / len(args) * 1e3
+  rows = {
+      'read the file': ms(lambda f: open(f, 'rb').read(), files),
+      'decode the whole JPEG (PIL open + convert RGB)': ms(decode, data),
+      'RandomResizedCrop(224): crop + resize (PIL bilinear, antialiased)': ms(rrc, images),
+      'flip': ms(T.RandomHorizontalFlip(p=1.0), crops),
+      'PILToTensor': ms(T.PILToTensor(), crops),
+      'the whole transform, one image (ImageFolder loader + rrc)': ms(
+          lambda f: whole(torchvision.datasets.folder.default_loader(f)), files),
+      'AutoAugment(IMAGENET), per image': ms(T.AutoAugment(T.AutoAugmentPolicy.IMAGENET), crops),
+  }
+  return {'rows': rows}
+
+
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument('--npz', help='uint8 images/labels (CIFAR-style pipelines)')
@@ -104,7 +138,11 @@ def main() -> None:
   ap.add_argument('--batch', type=int, default=128)
   ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)))
   ap.add_argument('--skip', type=int, default=1, help='batches before the clock starts')
+  ap.add_argument('--profile', action='store_true', help='CPU ms per image of each stage instead (--folder)')
   a = ap.parse_args()
+  if a.profile:
+    print(json.dumps(profile(a.folder)))
+    return
   transform = PIPELINES[a.pipeline]()
   if a.folder:
     ds = torchvision.datasets.ImageFolder(a.folder, transform=transform)
