@@ -99,16 +99,17 @@ def _cpu_ms(fn, args: list) -> float:
   return (time.process_time() - c) / len(args) * 1e3
 
 
-def profile_ours(folder: str, count: int = 300) -> dict:
-  """CPU ms per image of each stage of our RRC + flip on the folder's first `count` files, one thread, each stage
-  a traced function of its own (the call overhead is its own row)."""
-  import glob
+def profile_ours(folder: str, folder_q97: str, count: int = 300) -> dict:
+  """CPU ms per image of each stage of our RRC + flip on images 0..count-1 of a bench/photos.py folder, one
+  thread, each stage a traced function of its own (the call overhead is its own row); the decodes again on the
+  same images saved at quality 97 (`folder_q97`): what a file's bytes cost."""
   import tensorflow as tf
   from refine_jax.augment import autoaugment as aa
   from refine_jax.data import ops
-  files = sorted(glob.glob(os.path.join(folder, 'train', '*', '*.jpg')))[:count]
+  files = photos.first(folder, count)
   u8 = tf.TensorSpec([None, None, 3], tf.uint8)
   data = [tf.io.read_file(f) for f in files]
+  data_q97 = [tf.io.read_file(f) for f in photos.first(folder_q97, count)]
   seeds = [tf.constant([0, i], tf.int64) for i in range(len(files))]
 
   @tf.function
@@ -119,6 +120,7 @@ def profile_ours(folder: str, count: int = 300) -> dict:
     return tf.stack([begin[0], begin[1], size[0], size[1]])
   windows = [window(d, s) for d, s in zip(data, seeds)]
   decode_window = tf.function(lambda d, w: tf.image.decode_and_crop_jpeg(d, w, channels=3))
+  decode = tf.function(lambda d: tf.io.decode_jpeg(d, channels=3))
   crops = [decode_window(d, w) for d, w in zip(data, windows)]
   tf_resize = tf.function(lambda x: tf.cast(tf.clip_by_value(tf.round(
       tf.image.resize(x, [224, 224], antialias=True)), 0, 255), tf.uint8), input_signature=[u8])
@@ -132,8 +134,9 @@ def profile_ours(folder: str, count: int = 300) -> dict:
       'read the file': _cpu_ms(tf.function(tf.io.read_file), each(tf.constant(f) for f in files)),
       'JPEG header + crop box': _cpu_ms(window, list(zip(data, seeds))),
       'decode the crop window (decode_and_crop_jpeg)': _cpu_ms(decode_window, list(zip(data, windows))),
-      'decode the whole JPEG (decode_jpeg)': _cpu_ms(tf.function(lambda d: tf.io.decode_jpeg(d, channels=3)),
-                                                     each(data)),
+      'decode the crop window, the same images at quality 97': _cpu_ms(decode_window, list(zip(data_q97, windows))),
+      'decode the whole JPEG (decode_jpeg)': _cpu_ms(decode, each(data)),
+      'decode the whole JPEG, quality 97': _cpu_ms(decode, each(data_q97)),
       'resize the window to 224, before: tf.image.resize (antialiased)': _cpu_ms(tf_resize, each(crops)),
       'resize the window to 224, now: ops._resize (the same pixels)': _cpu_ms(our_resize, each(crops)),
       'flip (tf.reverse)': _cpu_ms(tf.function(lambda x: tf.reverse(x, [1]), input_signature=[u8]), each(outs)),
@@ -187,9 +190,9 @@ def profile_table(a) -> str:
   """Where the time of RRC + flip goes, each side's stages in CPU ms per image, one core."""
   folder = folder_of(a.out, 'rrc')
   ours_rows = run_pinned([sys.executable, os.path.abspath(__file__), '--worker=profile', f'--out={a.out}'], 1)
-  tv_rows = run_pinned([a.torch_python, '-m', 'bench.torch_input', f'--folder={folder}/train', '--pipeline=rrc',
-                        '--profile'], 1)
-  rows = ['| side | stage (one thread, CPU ms per image, the first 300 files) | ms |', '|---|---|---|']
+  tv_rows = run_pinned([a.torch_python, '-m', 'bench.torch_input', f'--folder={folder}', '--pipeline=rrc',
+                        f'--profile={a.out}/photos_q97'], 1)
+  rows = ['| side | stage (one thread, CPU ms per image, images 0-299) | ms |', '|---|---|---|']
   for side, r in (('ours', ours_rows), ('torchvision', tv_rows)):
     rows += [f'| {side} | {k.replace("|", chr(92) + "|")} | {v:.3f} |' for k, v in r['rows'].items()]
   return '\n'.join(rows) + f'\n\nThe crop windows average {ours_rows["mean_window_px"]:,.0f} px.'
@@ -213,8 +216,10 @@ def main() -> None:
   ap.add_argument('--worker', help=argparse.SUPPRESS)  # internal: one measurement of ours, in a pinned process
   a = ap.parse_args()
   if a.worker:
-    out = profile_ours(folder_of(a.out, 'rrc')) if a.worker == 'profile' else ours(folder_of(a.out, a.worker),
-                                                                                   a.worker, a.images)
+    if a.worker == 'profile':
+      out = profile_ours(folder_of(a.out, 'rrc'), os.path.join(a.out, 'photos_q97'))
+    else:
+      out = ours(folder_of(a.out, a.worker), a.worker, a.images)
     print(json.dumps(out))
     return
   most = len(os.sched_getaffinity(0))
@@ -231,6 +236,7 @@ def main() -> None:
     fail(f'--images={a.images}, --photos={a.photos}, --repeats={a.repeats}; allowed: repeats >= 1, images >= {BATCH} '
          f'and photos >= images + {(SKIP + 1) * BATCH} (every measurement within one pass over the files)')
   stats = {p: photos.write(folder_of(a.out, p), a.photos, short_side=PIPELINES[p][2]) for p in a.pipelines}
+  stats['profile'] = photos.write(os.path.join(a.out, 'photos_q97'), 300, quality=97)
   results = {(p, n, s): [] for p in a.pipelines for n in a.cores for s in ('ours', 'torch')}
   loads, versions = {}, {}
   for p in a.pipelines:
@@ -249,8 +255,9 @@ def main() -> None:
   files = {json.dumps(st, sort_keys=True): st for st in stats.values()}.values()
   text += '\n\nFiles: ' + '; '.join(
       f'{st["files"]} JPEGs from {st["photographs"]} photographs' + (f' resized to a shorter side of '
-      f'{st["short_side"]} px' if st['short_side'] else '') + f', mean {st["mean_width"]}x{st["mean_height"]} px, '
-      f'{st["mean_kb"]} KB ({st["bytes_per_pixel"]} bytes per pixel)' for st in files)
+      f'{st["short_side"]} px' if st['short_side'] else '') + f' at quality {st["quality"]}, mean '
+      f'{st["mean_width"]}x{st["mean_height"]} px, {st["mean_kb"]} KB ({st["bytes_per_pixel"]} bytes per pixel)'
+      for st in files)
   text += (f'. Ours: {", ".join(f"{p} `{spec_of(p)}`" for p in a.pipelines)}. Batch {BATCH}, {a.images} images '
            f'timed after {SKIP} batches, {a.repeats} repeats. torchvision side: torch {versions.get("torch")}, '
            f'torchvision {versions.get("torchvision")}, PIL, a DataLoader with one worker per core. Ours: tensorflow '

@@ -34,12 +34,20 @@ def _window(photo: np.ndarray, h: int, w: int, rng: np.random.Generator) -> tupl
   return round(x), round(y), round(x + bw), round(y + bh)
 
 
-def write(root: str, count: int, classes: int = 10, seed: int = 0, short_side: Optional[int] = None) -> dict:
+def first(root: str, count: int) -> list[str]:
+  """The paths of images 0..count-1 of a folder `write` made (the same windows in every folder it makes)."""
+  paths = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(root, 'train')) for f in fs if f.endswith('.jpg')]
+  return sorted(paths, key=os.path.basename)[:count]
+
+
+def write(root: str, count: int, classes: int = 10, seed: int = 0, short_side: Optional[int] = None,
+          quality: int = 90) -> dict:
   """`count` JPEGs as ROOT/train/class_k/NNNNN.jpg, once; returns their statistics (mean width, height,
   kilobytes), kept in ROOT/stats{count}.json, whose presence marks the files as written.
 
   `short_side`: the same images resized (Lanczos) so that their shorter side has that length, as fast ImageNet
-  loaders store their data (256-320 px)."""
+  loaders store their data (256-320 px). `quality`: PIL's JPEG quality (the same windows: a higher one gives
+  larger files, to measure what the bytes of a file cost to decode)."""
   from PIL import Image
   stats_file = os.path.join(root, f'stats{count}.json')
   if os.path.exists(stats_file):
@@ -62,12 +70,13 @@ def write(root: str, count: int, classes: int = 10, seed: int = 0, short_side: O
     d = os.path.join(root, 'train', f'class_{i % classes}')
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, f'{i:05d}.jpg')
-    im.save(path, quality=90)
+    im.save(path, quality=quality)
     sizes.append((im.width, im.height, os.path.getsize(path)))
   w, h, b = (float(v) for v in np.mean(sizes, axis=0))
   per_pixel = float(np.mean([kb / (x * y) for x, y, kb in sizes]))
-  stats = {'files': count, 'photographs': len(photos), 'short_side': short_side, 'mean_width': round(w),
-           'mean_height': round(h), 'mean_kb': round(b / 1000, 1), 'bytes_per_pixel': round(per_pixel, 3)}
+  stats = {'files': count, 'photographs': len(photos), 'short_side': short_side, 'quality': quality,
+           'mean_width': round(w), 'mean_height': round(h), 'mean_kb': round(b / 1000, 1),
+           'bytes_per_pixel': round(per_pixel, 3)}
   with open(stats_file, 'w') as f:
     json.dump(stats, f)
   return stats

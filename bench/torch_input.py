@@ -95,15 +95,17 @@ def images_per_s(ds: Dataset, n: int, batch: int, workers: int, skip: int = 1, s
   return {'images_per_s': steps * batch / t, 'images_per_cpu_s': steps * batch / c}
 
 
-def profile(folder: str, count: int = 300) -> dict:
-  """CPU ms per image of each stage of torchvision's RRC + flip (PIL) on the folder's first `count` files, in one
-  thread (what one DataLoader worker does per image)."""
-  import glob
+def profile(folder: str, folder_q97: str, count: int = 300) -> dict:
+  """CPU ms per image of each stage of torchvision's RRC + flip (PIL) on images 0..count-1 of a folder that
+  bench/photos.py wrote, in one thread (what one DataLoader worker does per image); the decode again on the same
+  images at quality 97 (`folder_q97`)."""
   import io
   from PIL import Image
+  from bench import photos
   torch.set_num_threads(1)
-  files = sorted(glob.glob(os.path.join(folder, '*', '*.jpg')))[:count]
+  files = photos.first(folder, count)
   data = [open(f, 'rb').read() for f in files]
+  data_q97 = [open(f, 'rb').read() for f in photos.first(folder_q97, count)]
   decode = lambda d: Image.open(io.BytesIO(d)).convert('RGB')  # noqa: E731 - what ImageFolder's pil_loader does
   images = [decode(d) for d in data]
   rrc = T.RandomResizedCrop(224)
@@ -119,6 +121,7 @@ def profile(folder: str, count: int = 300) -> dict:
   rows = {
       'read the file': ms(lambda f: open(f, 'rb').read(), files),
       'decode the whole JPEG (PIL open + convert RGB)': ms(decode, data),
+      'decode the whole JPEG, quality 97': ms(decode, data_q97),
       'RandomResizedCrop(224): crop + resize (PIL bilinear, antialiased)': ms(rrc, images),
       'flip': ms(T.RandomHorizontalFlip(p=1.0), crops),
       'PILToTensor': ms(T.PILToTensor(), crops),
@@ -138,10 +141,11 @@ def main() -> None:
   ap.add_argument('--batch', type=int, default=128)
   ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)))
   ap.add_argument('--skip', type=int, default=1, help='batches before the clock starts')
-  ap.add_argument('--profile', action='store_true', help='CPU ms per image of each stage instead (--folder)')
+  ap.add_argument('--profile', metavar='ROOT_Q97', help='instead: CPU ms per image of each stage of rrc on the '
+                  'images of --folder=ROOT (a bench/photos.py folder), the decode also on ROOT_Q97 (quality 97)')
   a = ap.parse_args()
   if a.profile:
-    print(json.dumps(profile(a.folder)))
+    print(json.dumps(profile(a.folder, a.profile)))
     return
   transform = PIPELINES[a.pipeline]()
   if a.folder:
