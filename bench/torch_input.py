@@ -1,11 +1,13 @@
-"""The PyTorch side of bench/bench_input.py: a DataLoader with torchvision transforms, timed the same way.
+"""The PyTorch side of bench/bench_input.py and bench/bench_imagenet_host.py: a DataLoader with torchvision
+transforms, timed the same way.
 
-Runs in the separate bench environment (torch + torchvision, no JAX/TF); bench/bench_input.py calls it as a
-subprocess and prints both sides in one table. By hand:
+Runs without JAX/TF (TensorFlow and torch in one process crash here); bench/bench_input.py and
+bench/bench_imagenet_host.py call it as a subprocess and print both sides in one table. By hand:
 
     BENCH_PY -m bench.torch_input --npz=bench/out/cifar_train.npz --pipeline=autoaugment --images=20000
     BENCH_PY -m bench.torch_input --folder=bench/out/jpegs --pipeline=rrc --images=2000
     BENCH_PY -m bench.torch_input --folder=bench/out/photos/train --pipeline=eval --images=2048 --batch=256
+    BENCH_PY -m bench.torch_input --folder=bench/out/photos --pipeline=rrc --profile=bench/out/photos_q97
 
 Prints one JSON line: {"images_per_s": ..., "images_per_cpu_s": ..., "workers": ..., "torch": ..., "torchvision": ...}.
 """
