@@ -251,7 +251,6 @@ def main() -> None:
                 f'CPU-s (load {os.getloadavg()[0]:.1f})', flush=True)
       loads[p, n] = (before, os.getloadavg()[0])
   text = table(results, a, loads)
-  text += '\n\n' + profile_table(a)
   files = {json.dumps(st, sort_keys=True): st for st in stats.values()}.values()
   text += '\n\nFiles: ' + '; '.join(
       f'{st["files"]} JPEGs from {st["photographs"]} photographs' + (f' resized to a shorter side of '
@@ -262,7 +261,10 @@ def main() -> None:
            f'timed after {SKIP} batches, {a.repeats} repeats. torchvision side: torch {versions.get("torch")}, '
            f'torchvision {versions.get("torchvision")}, PIL, a DataLoader with one worker per core. Ours: tensorflow '
            f'{versions.get("tensorflow")}.')
-  print(text)
+  print(text, flush=True)
+  profile = profile_table(a)
+  print(profile)
+  text += '\n\n' + profile
   if not a.no_record:
     common.append('ImageNet host pipeline per core: ours (tf.data) vs torchvision, photographs', text,
                   ('tensorflow', 'PIL'))
