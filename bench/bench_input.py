@@ -27,8 +27,8 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from bench import common  # noqa: E402
-from configs import common as cfg_common  # noqa: E402
-from refine_jax.data import ops, pipeline, sources  # noqa: E402
+from configs import paper  # noqa: E402
+from refine_jax.data import ops, pipeline  # noqa: E402
 
 # name: (our op string, torchvision pipeline in bench/torch_input.py, data)
 PIPES = {
@@ -41,7 +41,7 @@ PIPES = {
 
 def ours_images_per_s(split, spec: str, n: int, batch: int = 128) -> float:
   op = ops.build(spec)
-  spe = pipeline.steps_per_epoch(split, batch)
+  spe = split.num_examples_global // batch
   it = pipeline.train_batches(split, lambda e: op, batch=batch, steps_per_epoch=spe, seed=0, start_step=0)
   next(it)  # start-up (tracing, thread pools) is not throughput
   steps = min(n // batch, spe - 1)  # within the first epoch: a new epoch restarts the stream (rare at scale)
@@ -82,9 +82,9 @@ def main() -> None:
   ap.add_argument('--torch_python', help='python of an environment with torch and torchvision')
   ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'out'))
   a = ap.parse_args()
-  c = cfg_common.get_config()
+  c = paper.get_config('dataset=cifar10,model=preact18,aug=standard')
   c.data_dir = a.data_dir
-  split = sources.load(c, 'train', train=True)
+  split = common.train_split(c)
   data = {'npz': os.path.join(a.out, 'cifar_train.npz'), 'jpeg_root': os.path.join(a.out, 'jpegs')}
   os.makedirs(a.out, exist_ok=True)
   if a.torch_python:
@@ -94,7 +94,7 @@ def main() -> None:
   if a.jpegs:
     write_jpegs(split.images, split.labels, data['jpeg_root'], a.jpegs)
     c.dataset, c.data_dir, c.image_folder_skip_corrupt = 'image_folder', data['jpeg_root'], False
-    splits['jpeg'] = sources.load(c, 'train', train=True)
+    splits['jpeg'] = common.train_split(c, tuple(v[0] for v in PIPES.values() if v[2] == 'jpeg'))
   else:
     pipes = {k: v for k, v in pipes.items() if v[2] != 'jpeg'}
   n_of = {'cifar': a.images, 'jpeg': min(a.images, a.jpegs - 256)}

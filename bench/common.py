@@ -59,3 +59,11 @@ def step_env(model: str, num_classes: int, *, dtype: str = 'float32', kind: str 
   plan = plan_lib.resolve(spec_lib.from_config(c, registries.default()), c.batch_size)  # one step per epoch
   env = steps.make_env(plan, steps.make_mesh(), num_classes=num_classes, mean=(0.5,) * 3, std=(0.25,) * 3)
   return env, plan.phases[0]
+
+
+def train_split(config, pp: tuple[str, ...] = ('',)):
+  """The training split of a complete `config`'s data, through the trainer's own source (an image folder streams
+  its encoded files), its files checked with the decodes of the host-op specs `pp` that will read it."""
+  from refine_jax import prepare
+  from refine_jax.data import sources
+  return sources.load(prepare.spec_of(config, devices=False).data, train=True, pp=pp)

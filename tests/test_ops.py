@@ -116,3 +116,56 @@ def test_registry_refuses_a_second_op_of_the_same_name():
   img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
   outs = {ops.build('flip_lr')(tf.constant(img), tf.constant([0, s], tf.int64)).numpy().tobytes() for s in range(16)}
   assert outs == {img.tobytes(), img[:, ::-1].tobytes()}  # still the real flip: both outcomes, nothing else
+
+
+# --------------------------------------------------------------------------- resizing
+
+
+def _tf_resize(img, h, w) -> np.ndarray:
+  """The reference: TensorFlow's own antialiased bilinear resize, rounded to uint8 (what the ops ran before)."""
+  out = tf.image.resize(tf.constant(img), [h, w], antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8).numpy()
+
+
+RESIZES = [((300, 400, 3), (224, 224)), ((120, 90, 3), (224, 224)), ((375, 500, 3), (256, 341)),
+           ((50, 700, 3), (224, 64)), ((1, 9, 3), (5, 1)), ((33, 47, 1), (17, 80)), ((20, 30, 4), (20, 30))]
+
+
+@pytest.mark.parametrize('shape,size', RESIZES)
+def test_resize_is_bit_for_bit_tf_image_resize(shape, size):
+  """ops._resize (both axes through ScaleAndTranslate's row loop) gives exactly tf.image.resize's pixels, down,
+  up, mixed, with 1, 3 or 4 channels, eagerly and traced with unknown sizes (as inside tf.data); and the filter
+  is PIL's bilinear (antialiased: its support widens with the downscale), up to fixed-point rounding."""
+  img = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+  want = _tf_resize(img, *size)
+  np.testing.assert_array_equal(ops._resize(tf.constant(img), *size).numpy(), want)
+  traced = tf.function(ops._resize, input_signature=[tf.TensorSpec([None, None, shape[2]], tf.uint8),
+                                                     tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+  np.testing.assert_array_equal(traced(tf.constant(img), *size).numpy(), want)
+  if shape[2] == 3:
+    pil = np.asarray(Image.fromarray(img).resize(size[::-1], Image.BILINEAR)).astype(int)
+    assert np.abs(pil - want).max() <= 1
+
+
+def test_crop_and_eval_resize_keep_their_pixels():
+  """inception_crop and resize_small give the pixels of the window resized by tf.image.resize (the code before
+  the faster resize), on a photo-like image."""
+  img = _photo(375, 500)
+  seed = tf.constant([5, 6], tf.int64)
+  begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      img.shape, tf.zeros([0, 0, 4]), seed=seed, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3),
+      max_attempts=10, use_image_if_no_bounding_boxes=True)
+  window = tf.slice(tf.constant(img), begin, crop_size).numpy()
+  crop = ops.build('inception_crop(224)').ops[0]
+  np.testing.assert_array_equal(crop(tf.constant(img), seed).numpy(), _tf_resize(window, 224, 224))
+  small = ops.build('resize_small(256)').ops[0]
+  np.testing.assert_array_equal(small(tf.constant(img), seed).numpy(), _tf_resize(img, 256, 341))
+
+
+def test_inception_crop_of_encoded_images_has_a_static_shape():
+  """On a stream of encoded images the crop's shape is fully known, so a spec's trailing batch ops (flip_lr,
+  autoaugment) run once per batch in the trainer's pipeline rather than once per image."""
+  jpeg = tf.constant(_encode(_photo(), 'JPEG'))
+  ds = tf.data.Dataset.from_tensors({'image': jpeg, 'seed': tf.constant([1, 2], tf.int64)})
+  op = ops.build('inception_crop(64)|flip_lr')
+  assert ds.map(lambda ex: op.example(ex['image'], ex['seed'])).element_spec.shape == (64, 64, 3)

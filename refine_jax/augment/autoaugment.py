@@ -288,8 +288,9 @@ def _apply_lut(images: tf.Tensor, lut: tf.Tensor) -> tf.Tensor:
 
 def _grey(images: tf.Tensor) -> tf.Tensor:
   """PIL's RGB->L: (19595 R + 38470 G + 7471 B + 2**15) >> 16, as int32 [B, H, W]."""
-  weighted = tf.reduce_sum(tf.cast(images, tf.int32) * [19595, 38470, 7471], axis=-1)
-  return tf.bitwise.right_shift(weighted + 32768, 16)
+  # Channel by channel: a sum over the last axis of 3 (reduce_sum) costs 2.7x as much at 224 px.
+  x = tf.cast(images, tf.int32)
+  return tf.bitwise.right_shift(x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 32768, 16)
 
 
 def _blend(degenerate: tf.Tensor, images: tf.Tensor, factor: Scalar) -> tf.Tensor:
@@ -311,8 +312,10 @@ def _sample(images: tf.Tensor, yin: tf.Tensor, xin: tf.Tensor) -> tf.Tensor:
   yin, xin = tf.broadcast_to(yin, [b, h, w]), tf.broadcast_to(xin, [b, h, w])
   valid = (yin >= 0) & (yin < h) & (xin >= 0) & (xin < w)
   flat = tf.range(b)[:, tf.newaxis, tf.newaxis] * (h * w) + yin * w + xin
-  pixels = tf.gather(tf.reshape(images, [-1, 3]), tf.where(valid, flat, 0))
-  out = tf.where(valid[..., tf.newaxis], pixels, tf.constant(_FILL, tf.uint8))
+  # Outside pixels read a fill pixel appended to the table: a select over the pixels broadcast along the
+  # channels would cost as much as the rest of the op at 224 px.
+  table = tf.concat([tf.reshape(images, [-1, 3]), tf.fill([1, 3], tf.constant(_FILL, tf.uint8))], 0)
+  out = tf.gather(table, tf.where(valid, flat, b * h * w))
   out.set_shape(images.shape)
   return out
 
@@ -415,8 +418,9 @@ def _equalize(images: tf.Tensor) -> tf.Tensor:
 
 
 def _solarize(images: tf.Tensor, threshold: Scalar) -> tf.Tensor:
+  """Inverts the pixels at or above `threshold`: 255 - x is x XOR 255 (a uint8 select costs 5x as much)."""
   threshold = _col(tf.cast(threshold, tf.int32), 4)
-  return tf.where(tf.cast(images, tf.int32) < threshold, images, 255 - images)
+  return tf.bitwise.bitwise_xor(images, tf.cast(tf.cast(images, tf.int32) >= threshold, tf.uint8) * 255)
 
 
 def _solarize_add(images: tf.Tensor, addition: Scalar) -> tf.Tensor:

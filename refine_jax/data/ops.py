@@ -92,9 +92,14 @@ def _decode_window(image, window):
 
   def other():
     decoded = _decode(image)
-    begin, size = window(tf.shape(decoded))
-    return tf.slice(decoded, begin, size)
+    return _crop(decoded, *window(tf.shape(decoded)))
   return tf.cond(tf.io.is_jpeg(image), jpeg, other)
+
+
+def _crop(image, begin, size):
+  """image[begin : begin + size] over height and width: a slice that keeps the static channel count (tf.slice's
+  sizes tensor would hide it), so that the batches' shape is known and trailing batch ops run once per batch."""
+  return image[begin[0]:begin[0] + size[0], begin[1]:begin[1] + size[1]]
 
 
 def _whole_window(shape):
@@ -119,6 +124,36 @@ def decoders(specs: Iterable[str], field: str = 'pp') -> tuple[Callable[[Any], A
     if fn not in out:
       out.append(fn)
   return tuple(out)
+
+
+def _resample_rows(x, size):
+  """The rows of a 2-D [n, m] tensor resampled to `size` rows: bilinear with antialiasing (a triangle filter
+  widened by the downscale factor, as PIL's), float32, the weights ScaleAndTranslate computes for n -> size."""
+  tf = tensorflow()
+  n, m = tf.shape(x)[0], tf.shape(x)[1]
+  out = tf.raw_ops.ScaleAndTranslate(
+      images=tf.reshape(x, [1, n, 1, m]), size=tf.stack([size, 1]),
+      scale=tf.stack([tf.cast(size, tf.float32) / tf.cast(n, tf.float32), 1.0]), translation=tf.zeros([2]),
+      kernel_type='triangle', antialias=True)
+  return tf.reshape(out, [size, m])
+
+
+def _resize(image, height, width):
+  """uint8 HxWxC -> height x width, bilinear with antialiasing, rounded: bit for bit the pixels of
+  `tf.image.resize(image, [height, width], antialias=True)`, in 40 % of its time.
+
+  tf.image.resize runs ScaleAndTranslate, which resamples the rows with a vectorised loop over whole rows and
+  then the columns with a scalar loop per pixel and channel (0.9 ms of a 1.3 ms JPEG crop on ImageNet photos).
+  Here both axes take the row loop: the rows as it does, then the transposed intermediate's rows, with the same
+  weights and the same order of additions; the axis of size 1 each call adds is resampled with weight 1.0."""
+  tf = tensorflow()
+  c = image.shape[-1] or tf.shape(image)[2]
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  rows = _resample_rows(tf.reshape(image, [h, w * c]), height)  # [height, w * c]
+  cols = _resample_rows(tf.reshape(tf.transpose(tf.reshape(rows, [height, w, c]), [1, 0, 2]), [w, height * c]),
+                        width)  # [width, height * c]
+  out = tf.cast(tf.clip_by_value(tf.round(cols), 0, 255), tf.uint8)
+  return tf.transpose(tf.reshape(out, [width, height, c]), [1, 0, 2])
 
 
 def op_names() -> tuple[str, ...]:
@@ -275,10 +310,15 @@ def flip_lr() -> BatchOp:
   """Mirrors each image with probability 1/2."""
   tf, aa = tensorflow(), _autoaugment()
 
+  def mirror(images):
+    # Rows of pixels [B * H, W, C] reversed: the same pixels as tf.reverse(images, [2]), 4x as fast at 224 px.
+    shape = tf.shape(images)
+    return tf.reshape(tf.reverse(tf.reshape(images, [-1, shape[2], shape[3]]), [1]), shape)
+
   def fn(images, u):
     # Reverse only the images that flip: a broadcast tf.where over the batch costs 6x as much at 224 px.
     flip = tf.cast(u[:, 0] < 0.5, tf.int32)
-    return aa.partitioned(flip, 2, lambda j, part: tf.reverse(part, [2]) if j else part, images)
+    return aa.partitioned(flip, 2, lambda j, part: mirror(part) if j else part, images)
   return BatchOp(1, fn)
 
 
@@ -306,6 +346,8 @@ def resize(size: int, method: str = 'bilinear') -> ExampleOp:
   tf = tensorflow()
 
   def fn(image, seed):
+    if method == 'bilinear':
+      return _resize(image, size, size)
     out = tf.image.resize(image, [size, size], method=method, antialias=method != 'nearest')
     return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
   return fn
@@ -322,8 +364,7 @@ def resize_small(size: int) -> ExampleOp:
     h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
     scale = size / tf.minimum(h, w)
     new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
-    out = tf.image.resize(image, new, antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+    return _resize(image, new[0], new[1])
   return fn
 
 
@@ -362,10 +403,8 @@ def inception_crop(size: int, min_scale: float = 0.08, max_scale: float = 1.0,
     if image.dtype == tf.string:
       crop = _decode_window(image, lambda shape: box(shape, seed))
     else:
-      begin, crop_size = box(tf.shape(image), seed)
-      crop = tf.slice(image, begin, crop_size)
-    out = tf.image.resize(crop, [size, size], antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+      crop = _crop(image, *box(tf.shape(image), seed))
+    return _resize(crop, size, size)
   return fn
 
 
