@@ -73,8 +73,15 @@ def dataset_names() -> tuple[str, ...]:
   return BUILTIN_DATASETS + tuple(tfds.list_builders(with_community_datasets=False))
 
 
-def _slice(n: int, spec: str) -> tuple[int, int]:
-  """Resolves the '[a:b]' part of a split string ('train[:2000]', 'train[10%:]') to indices."""
+def _split_parts(split: str) -> tuple[str, Optional[str]]:
+  """A split string's name and slice: ('train', ':2000') of 'train[:2000]', ('train', None) of 'train'."""
+  return re.fullmatch(r'(\w+)(?:\[(.*)\])?', split).groups()
+
+
+def _slice(n: int, spec: Optional[str]) -> tuple[int, int]:
+  """Resolves the '[a:b]' part of a split string ('train[:2000]', 'train[10%:]') to indices; None: all n."""
+  if spec is None:
+    return 0, n
   m = re.fullmatch(r'\s*(-?\d+%?)?\s*:\s*(-?\d+%?)?\s*', spec)
   if not m:
     raise ValueError(f'cannot parse split slice [{spec}]')
@@ -107,14 +114,12 @@ def _digits(split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
   d = load_digits()
   idx_train, idx_test = train_test_split(np.arange(len(d.target)), test_size=DIGITS_TEST, random_state=0,
                                          stratify=d.target)
-  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
-  name, sl = m.group(1), m.group(2)
+  name, sl = _split_parts(split)
   if name not in ('train', 'test'):
     raise ValueError(f'digits has splits train and test, got {name!r}')
   idx = idx_train if name == 'train' else idx_test
-  if sl is not None:
-    a, b = _slice(len(idx), sl)
-    idx = idx[a:b]
+  a, b = _slice(len(idx), sl)
+  idx = idx[a:b]
   imgs = (d.images[idx] * (255.0 / 16.0)).astype(np.float32)[..., None]
   imgs = tensorflow().image.resize(imgs, [image_size, image_size], method='bilinear').numpy()
   imgs = np.repeat(np.clip(np.round(imgs), 0, 255).astype(np.uint8), 3, axis=-1)
@@ -145,7 +150,7 @@ def count(data: DataSpec, *, train: bool) -> int:
   """The examples of the training (`train`) or eval split, counted without reading any image: TFDS's dataset
   info, digits' and synthetic's sizes, an image folder's file listing (before unreadable files are skipped)."""
   name, split = data.dataset, data.split(train)
-  base, sl = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split).groups()
+  base, sl = _split_parts(split)
   if name == 'digits':
     from sklearn.datasets import load_digits
     total = len(load_digits().target)
@@ -158,7 +163,7 @@ def count(data: DataSpec, *, train: bool) -> int:
     tensorflow()
     import tensorflow_datasets as tfds
     return tfds.builder(name, data_dir=data.data_dir).info.splits[split].num_examples
-  a, b = _slice(n, sl) if sl is not None else (0, n)
+  a, b = _slice(n, sl)
   return b - a
 
 
@@ -170,12 +175,10 @@ def fingerprint(data: DataSpec) -> dict:
   import hashlib
   name, split = data.dataset, data.train_split
   if name == 'image_folder':
-    base = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split).groups()
-    paths = _listing(data, base[0])[0]
-    if base[1] is not None:
-      a, b = _slice(len(paths), base[1])
-      paths = paths[a:b]
-    ident = [(os.path.relpath(p, data.data_dir), os.path.getsize(p)) for p in paths]
+    base, sl = _split_parts(split)
+    paths = _listing(data, base)[0]
+    a, b = _slice(len(paths), sl)
+    ident = [(os.path.relpath(p, data.data_dir), os.path.getsize(p)) for p in paths[a:b]]
   elif name in ('digits', 'synthetic'):
     ident = [name, split, data.image_size] + ([data.seed, data.synthetic.num_classes] if name == 'synthetic' else [])
   else:
@@ -183,15 +186,15 @@ def fingerprint(data: DataSpec) -> dict:
     import tensorflow_datasets as tfds
     ident = [tfds.builder(name, data_dir=data.data_dir).info.full_name, split]
   digest = hashlib.sha256(repr(ident).encode()).hexdigest()
-  return {'examples': count(data, train=True), 'digest': digest}
+  # An image folder's listing above is the count (no second walk of the folder); the others count cheaply.
+  return {'examples': len(ident) if name == 'image_folder' else count(data, train=True), 'digest': digest}
 
 
 def _synthetic(data: DataSpec, split: str, field: str) -> tuple[np.ndarray, np.ndarray]:
   """Random uint8 images (`image_size` square, 3 channels) and labels uniform over `synthetic.num_classes`, made
   by numpy from (seed, split name): the same on every process and in every run of the seed. A slice ('train[:512]')
   takes those examples of the whole split. Benchmarks and accelerator checks: nothing to read, no TensorFlow."""
-  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
-  name, sl = m.group(1), m.group(2)
+  name, sl = _split_parts(split)
   if name not in SYNTHETIC_SPLITS:
     raise ConfigError(field, f'synthetic has no split {name!r}; allowed: {", ".join(SYNTHETIC_SPLITS)} '
                       '(optionally sliced, e.g. "train[:512]")')
@@ -205,7 +208,7 @@ def _synthetic(data: DataSpec, split: str, field: str) -> tuple[np.ndarray, np.n
   rng = np.random.default_rng([data.seed & 0xFFFFFFFF, *name.encode()])
   images = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
   labels = rng.integers(0, data.synthetic.num_classes, n, dtype=np.int32)
-  a, b = _slice(n, sl) if sl is not None else (0, n)
+  a, b = _slice(n, sl)
   return images[a:b], labels[a:b]
 
 
@@ -342,8 +345,7 @@ def _load_image_folder(data: DataSpec, split: str, *, train: bool, pp: Sequence[
   decoded sizes are kept for the size checks.
   """
   tf = tensorflow()
-  m = re.fullmatch(r'(\w+)(?:\[(.*)\])?', split)
-  name, sl = m.group(1), m.group(2)
+  name, sl = _split_parts(split)
   root = os.path.join(data.data_dir, name)
   paths, labels, classes = _listing(data, name)
   problems, sizes = zip(*_check_images(paths, ops_lib.decoders(pp))) if paths else ((), ())
@@ -361,9 +363,8 @@ def _load_image_folder(data: DataSpec, split: str, *, train: bool, pp: Sequence[
     labels = [l for l, k in zip(labels, keep) if k]
     sizes = [z for z, k in zip(sizes, keep) if k]
   _warn_class_mismatch(name, classes, root, labels)
-  if sl is not None:
-    a, b = _slice(len(paths), sl)
-    paths, labels, sizes = paths[a:b], labels[a:b], sizes[a:b]
+  a, b = _slice(len(paths), sl)
+  paths, labels, sizes = paths[a:b], labels[a:b], sizes[a:b]
   by_size: dict = {}
   for p, z in zip(paths, sizes):
     n, first = by_size.get(z, (0, p))
