@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import common, photos  # noqa: E402
+from refine_jax import cli  # noqa: E402
 
 # name: (what the ImageNet configs run: 'standard' / 'autoaugment' (the augmented phase's host ops) or 'eval',
 #        the torchvision pipeline of bench/torch_input.py, the files' shorter side (None: as written))
@@ -203,11 +204,6 @@ def profile_table(a) -> str:
   return '\n'.join(rows) + f'\n\nThe crop windows average {ours_rows["mean_window_px"]:,.0f} px.'
 
 
-def fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument('--photos', type=int, default=3000, help='distinct JPEGs in the image folder')
@@ -234,12 +230,15 @@ def main() -> None:
     a.cores = [0]
   a.pipelines = a.pipelines.split(',')
   if [p for p in a.pipelines if p not in PIPELINES]:
-    fail(f'--pipelines={",".join(a.pipelines)}; allowed: a comma-separated subset of {",".join(PIPELINES)}')
+    cli.usage_error(f'--pipelines={",".join(a.pipelines)}; allowed: a comma-separated subset of '
+                    f'{",".join(PIPELINES)}')
   if not all(1 <= n <= most for n in a.cores):
-    fail(f'--cores: allowed: comma-separated core counts from 1 to {most} (the cores this process may use)')
+    cli.usage_error(f'--cores: allowed: comma-separated core counts from 1 to {most} (the cores this process may '
+                    'use)')
   if a.repeats < 1 or a.images < BATCH or a.images + (SKIP + 1) * BATCH > a.photos:
-    fail(f'--images={a.images}, --photos={a.photos}, --repeats={a.repeats}; allowed: repeats >= 1, images >= {BATCH} '
-         f'and photos >= images + {(SKIP + 1) * BATCH} (every measurement within one pass over the files)')
+    cli.usage_error(f'--images={a.images}, --photos={a.photos}, --repeats={a.repeats}; allowed: repeats >= 1, '
+                    f'images >= {BATCH} and photos >= images + {(SKIP + 1) * BATCH} (every measurement within one '
+                    'pass over the files)')
   stats = {p: photos.write(folder_of(a.out, p), a.photos, short_side=PIPELINES[p][2]) for p in a.pipelines}
   stats['profile'] = photos.write(os.path.join(a.out, 'photos_q97'), 300, quality=97)
   results = {(p, n, s): [] for p in a.pipelines for n in a.cores for s in ('ours', 'torch')}

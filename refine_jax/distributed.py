@@ -68,18 +68,16 @@ def initialize() -> None:
     pid = ompi.rank if pid is None else pid
     coordinator = coordinator or os.environ.get('JAX_COORDINATOR_ADDRESS')
     if not coordinator:
-      print('error: --coordinator_address: an Open MPI 5 job names no coordinator; pass --coordinator_address='
-            'HOST:PORT of rank 0 (or set JAX_COORDINATOR_ADDRESS), as launch/slurm_gpu.sbatch does.', file=sys.stderr)
-      sys.exit(2)
+      cli.usage_error('--coordinator_address: an Open MPI 5 job names no coordinator; pass --coordinator_address='
+                      'HOST:PORT of rank 0 (or set JAX_COORDINATOR_ADDRESS), as launch/slurm_gpu.sbatch does.')
     if 'local_device_ids' not in kwargs and not os.environ.get('JAX_LOCAL_DEVICE_IDS'):
       kwargs['local_device_ids'] = [ompi.local_rank]  # jax's rule under Open MPI: one device per process
   try:
     jax.distributed.initialize(coordinator, nproc, pid, **kwargs)
   except (ValueError, TypeError) as e:  # missing/inconsistent process facts: a usage error
-    print(f'error: cannot initialise jax.distributed: {e}. Pass --coordinator_address, --num_processes and '
-          '--process_id, or launch under Slurm (srun) / Open MPI (mpirun) / a Cloud TPU pod, or '
-          '--distributed=off for one process.', file=sys.stderr)
-    sys.exit(2)
+    cli.usage_error(f'cannot initialise jax.distributed: {e}. Pass --coordinator_address, --num_processes and '
+                    '--process_id, or launch under Slurm (srun) / Open MPI (mpirun) / a Cloud TPU pod, or '
+                    '--distributed=off for one process.')
   logging.info('jax.distributed initialised: process %d of %d (heartbeat timeout %ds)', jax.process_index(),
                jax.process_count(), _HEARTBEAT.value)
   _fail_fast_on_uncaught_exception(jax.process_index(), jax.process_count())

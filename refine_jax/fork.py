@@ -19,7 +19,6 @@ so is a workdir another run holds (its lock, refine_jax/lock.py: taken before th
 from __future__ import annotations
 
 import os
-import sys
 from typing import Optional
 
 import ml_collections
@@ -193,8 +192,7 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CONFIG.value is None or not _WORKDIR.value or not _FROM.value:
-    print('error: --config, --from and --workdir are required', file=sys.stderr)
-    sys.exit(2)
+    cli.usage_error('--config, --from and --workdir are required')
   from refine_jax import config as config_lib
   from refine_jax import registries
   config_lib.validate(_CONFIG.value, registries.light())  # the names and values that need no heavy import
